@@ -1,0 +1,249 @@
+//! Request and response bodies of the HTTP API (`/v1`). Binary fields are base64;
+//! times are RFC 3339 in UTC. Shared by the server, the CLI and the camera agent so the
+//! two sides cannot drift apart.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::certificate::SignedCertificate;
+use crate::keys::KdfParams;
+use crate::manifest::{EventKind, SignedManifest};
+use crate::{CameraId, ClaimId, EventId, PairingId, SessionId, UserId};
+
+/// RFC 9457 problem details, with a stable machine-readable `code`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    /// Stable identifier of the error, e.g. `not_found`, `upload_truncated`.
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PreloginRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PreloginResponse {
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub salt: Vec<u8>,
+    pub kdf: KdfParams,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SignupRequest {
+    pub email: String,
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub salt: Vec<u8>,
+    pub kdf: KdfParams,
+    /// Derived from the password on the client; the server stores only its Argon2id hash.
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub auth_key: Vec<u8>,
+    /// The user's age recipient (`age1…`), which camera grants are encrypted to.
+    pub age_recipient: String,
+    /// The user's Ed25519 public key, base64.
+    pub signing_key: String,
+    /// The user's private keys, sealed under the password-derived key.
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub wrapped_keys: Vec<u8>,
+    /// The same keys sealed under the recovery key.
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub recovery_wrapped_keys: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub auth_key: Vec<u8>,
+    /// Free text naming the client, shown in the sessions list.
+    #[serde(default)]
+    pub client: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// Bearer token for `Authorization: Bearer …`. Shown once; the server keeps a hash.
+    pub token: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub session_id: SessionId,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+    pub expires_at: DateTime<Utc>,
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub wrapped_keys: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+    pub email: String,
+    pub age_recipient: String,
+    pub signing_key: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub session_id: SessionId,
+}
+
+/// A camera's name, encrypted to the camera's content key of `epoch`, so only members
+/// read it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SealedName {
+    pub epoch: u32,
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub ciphertext: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateClaimRequest {
+    /// Hash of the claim secret (hex); the secret itself never reaches the server.
+    pub secret_hash: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Claim {
+    #[schema(value_type = String, format = Uuid)]
+    pub claim_id: ClaimId,
+    pub expires_at: DateTime<Utc>,
+    /// Set once a camera has presented the code.
+    pub pairing: Option<PairingRequest>,
+}
+
+/// What a camera presents to pair: its device key and a MAC over it keyed by the
+/// claim secret.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct PairingRequest {
+    pub secret_hash: String,
+    /// Ed25519 device key, base64.
+    pub device_key: String,
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub mac: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PairingStarted {
+    /// An unguessable handle the camera polls until the owner completes pairing.
+    #[schema(value_type = String, format = Uuid)]
+    pub pairing_id: PairingId,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CompleteClaimRequest {
+    pub certificate: SignedCertificate,
+    /// The owner's grant: the epoch's content identity, age-encrypted to the owner.
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub grant: Vec<u8>,
+    pub name: SealedName,
+}
+
+/// What a camera receives once paired. The device token is shown once.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PairingResult {
+    #[schema(value_type = String, format = Uuid)]
+    pub camera_id: CameraId,
+    pub certificate: SignedCertificate,
+    pub device_token: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Viewer,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CameraInfo {
+    #[schema(value_type = String, format = Uuid)]
+    pub camera_id: CameraId,
+    pub name: SealedName,
+    pub role: Role,
+    /// The current content-key epoch.
+    pub epoch: u32,
+    pub certificate: SignedCertificate,
+    /// The owner's Ed25519 key (base64) that signed the certificate.
+    pub owner_signing_key: String,
+    pub online: bool,
+    pub last_event_at: Option<DateTime<Utc>>,
+    pub paired_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RenameCameraRequest {
+    pub name: SealedName,
+}
+
+/// A member's copy of a camera content key for one epoch (an age file).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Grant {
+    pub epoch: u32,
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub grant: Vec<u8>,
+}
+
+/// Metadata of one event; the media itself is fetched separately, encrypted.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventInfo {
+    #[schema(value_type = String, format = Uuid)]
+    pub event_id: EventId,
+    #[schema(value_type = String, format = Uuid)]
+    pub camera_id: CameraId,
+    pub kind: EventKind,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u32,
+    pub epoch: u32,
+    pub thumb_size: u64,
+    pub clip_size: u64,
+    pub received_at: DateTime<Utc>,
+    pub manifest: SignedManifest,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventInfo>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConnectResponse {
+    #[schema(value_type = String, format = Uuid)]
+    pub camera_id: CameraId,
+    /// The epoch whose recipient the camera must encrypt to.
+    pub epoch: u32,
+    pub server_time: DateTime<Utc>,
+}
+
+/// A camera's acknowledgement: the event is durable (blobs and row committed).
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct UploadAck {
+    #[schema(value_type = String, format = Uuid)]
+    pub event_id: EventId,
+    /// True when this event was already stored by an earlier attempt.
+    pub duplicate: bool,
+}
+
+/// Largest thumbnail ciphertext accepted.
+pub const MAX_THUMB_BYTES: u64 = 2 * 1024 * 1024;
+/// Largest clip ciphertext accepted in one upload.
+pub const MAX_CLIP_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest page of events.
+pub const MAX_PAGE: u32 = 200;
