@@ -247,3 +247,29 @@ pub const MAX_THUMB_BYTES: u64 = 2 * 1024 * 1024;
 pub const MAX_CLIP_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest page of events.
 pub const MAX_PAGE: u32 = 200;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SignupResponse {
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+}
+
+/// Answer to a camera polling a pairing the owner has not completed yet.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PairingPending {
+    pub status: String,
+}
+
+/// Query of `GET /v1/cameras/{camera_id}/events`.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// Only events of this kind.
+    pub kind: Option<EventKind>,
+    /// Only events that started at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// The `next_cursor` of the previous page.
+    pub before: Option<String>,
+    /// Page size (default 50, at most 200).
+    pub limit: Option<u32>,
+}
