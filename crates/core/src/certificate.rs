@@ -55,7 +55,10 @@ impl CameraCertificate {
 
 impl SignedCertificate {
     /// Verifies that `owner` signed this certificate and that it names `owner` inside.
-    pub fn verify_owner(&self, owner: &VerifyingKey) -> Result<CameraCertificate, CertificateError> {
+    pub fn verify_owner(
+        &self,
+        owner: &VerifyingKey,
+    ) -> Result<CameraCertificate, CertificateError> {
         let cert = self.verify(owner)?;
         if cert.owner_key != crate::b64::encode(owner.as_bytes()) {
             return Err(CertificateError::WrongOwner);

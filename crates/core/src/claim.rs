@@ -104,7 +104,11 @@ impl ClaimCode {
     }
 
     /// Checked by the owner's client, in constant time.
-    pub fn verify_pairing_mac(&self, device_key: &VerifyingKey, tag: &[u8]) -> Result<(), ClaimError> {
+    pub fn verify_pairing_mac(
+        &self,
+        device_key: &VerifyingKey,
+        tag: &[u8],
+    ) -> Result<(), ClaimError> {
         let mut mac = self.mac();
         mac.update(device_key.as_bytes());
         mac.verify_slice(tag).map_err(|_| ClaimError::BadMac)

@@ -1,0 +1,6 @@
+//! Handlers, one module per part of the URL space; each lists its routes in `routes()`.
+
+pub mod accounts;
+pub mod cameras;
+pub mod device;
+pub mod events;

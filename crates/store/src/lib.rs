@@ -1,0 +1,48 @@
+//! Everything Closed Circuit keeps: account and camera metadata in SQL (SQLite by
+//! default, PostgreSQL when scaled out) and ciphertext blobs in a [`blobs::BlobStore`].
+//!
+//! **Architecture invariant:** camera data is reachable only through methods that take
+//! an [`authz::Authorized`] proof (users) or an [`authz::Device`] proof (cameras), and
+//! only [`authz`] can mint them. Every query for an event filters by camera *and* event.
+
+pub mod accounts;
+pub mod authz;
+pub mod blobs;
+pub mod cameras;
+mod db;
+pub mod events;
+mod rows;
+pub mod time;
+
+use std::sync::Arc;
+
+pub use db::Store;
+
+/// What can go wrong below the HTTP edge; the server maps each to one problem code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Missing, or not visible to the caller: the two are deliberately indistinguishable.
+    #[error("not found")]
+    NotFound,
+    #[error("no valid session or device token")]
+    Unauthenticated,
+    #[error("wrong email or password")]
+    BadCredentials,
+    #[error("the caller's role does not permit this")]
+    Forbidden,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("invalid: {0}")]
+    Invalid(&'static str),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("blob storage error: {0}")]
+    Blob(#[from] std::io::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Shared handle to a blob backend.
+pub type Blobs = Arc<dyn blobs::BlobStore>;
