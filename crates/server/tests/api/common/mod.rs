@@ -1,0 +1,404 @@
+//! A real server on a loopback port and a minimal client built from `cc-core`, so
+//! tests can play honest users, honest cameras and attackers.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cc_core::api::*;
+use cc_core::certificate::{CameraCertificate, SignedCertificate};
+use cc_core::claim::ClaimCode;
+use cc_core::envelope::Identity;
+use cc_core::keys::{derive_password_keys, random_salt, KdfParams, RecoveryKey, UserKeys};
+use cc_core::manifest::{sha256_hex, EventKind, Manifest, SignedManifest};
+use cc_core::{CameraId, EventId};
+use ed25519_dalek::SigningKey;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+pub struct TestServer {
+    pub url: String,
+    pub data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+/// Fast parameters for tests; production clients use `KdfParams::default()`.
+pub const TEST_KDF: KdfParams = KdfParams {
+    m_kib: 8 * 1024,
+    t: 1,
+    p: 1,
+};
+
+pub async fn start() -> TestResult<TestServer> {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(tweak: impl FnOnce(&mut cc_server::Config)) -> TestResult<TestServer> {
+    let dir = tempfile::tempdir()?;
+    let mut config = cc_server::Config {
+        data_dir: dir.path().join("data"),
+        ..cc_server::Config::default()
+    };
+    tweak(&mut config);
+    let state = cc_server::open(config).await?;
+    let data_dir = state.config.data_dir.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = cc_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(TestServer {
+        url: format!("http://{addr}"),
+        data_dir,
+        _dir: dir,
+        http: reqwest::Client::new(),
+    })
+}
+
+pub struct User {
+    pub email: String,
+    pub token: String,
+    pub keys: UserKeys,
+}
+
+pub struct Camera {
+    pub camera_id: CameraId,
+    pub device: SigningKey,
+    pub token: String,
+    pub content: Identity,
+    pub epoch: u32,
+}
+
+pub struct Sent {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+    pub content_type: String,
+}
+
+impl Sent {
+    pub fn json<T: DeserializeOwned>(&self) -> TestResult<T> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+
+    pub fn problem(&self) -> TestResult<Problem> {
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "status {}",
+            self.status
+        );
+        self.json()
+    }
+}
+
+impl TestServer {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> TestResult<Sent> {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        Ok(Sent {
+            status: resp.status(),
+            content_type: resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            body: resp.bytes().await?.to_vec(),
+        })
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> TestResult<User> {
+        let keys = UserKeys::generate();
+        let salt = random_salt();
+        let derived = derive_password_keys(password, &salt, TEST_KDF)?;
+        let recovery = RecoveryKey::generate();
+        let req = SignupRequest {
+            email: email.into(),
+            salt: salt.to_vec(),
+            kdf: TEST_KDF,
+            auth_key: derived.auth_key.to_vec(),
+            age_recipient: keys.recipient().to_string(),
+            signing_key: cc_core::b64::encode(keys.verifying_key().as_bytes()),
+            wrapped_keys: keys.wrap(&derived.kek),
+            recovery_wrapped_keys: keys.wrap(&recovery.wrapping_key()),
+        };
+        let sent = self
+            .send(
+                Method::POST,
+                "/v1/accounts",
+                None,
+                Some(serde_json::to_value(&req)?),
+            )
+            .await?;
+        assert_eq!(sent.status, StatusCode::CREATED);
+        let token = self.login(email, password).await?.token;
+        Ok(User {
+            email: email.into(),
+            token,
+            keys,
+        })
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> TestResult<LoginResponse> {
+        let pre: PreloginResponse = self
+            .send(
+                Method::POST,
+                "/v1/accounts/prelogin",
+                None,
+                Some(serde_json::json!({"email": email})),
+            )
+            .await?
+            .json()?;
+        let derived = derive_password_keys(password, &pre.salt, pre.kdf)?;
+        let req = LoginRequest {
+            email: email.into(),
+            auth_key: derived.auth_key.to_vec(),
+            client: "test".into(),
+        };
+        let sent = self
+            .send(
+                Method::POST,
+                "/v1/sessions",
+                None,
+                Some(serde_json::to_value(&req)?),
+            )
+            .await?;
+        assert_eq!(sent.status, StatusCode::OK, "login failed");
+        sent.json()
+    }
+
+    /// The whole pairing dance, played honestly by both the owner and the camera.
+    pub async fn pair(&self, owner: &User, name: &str) -> TestResult<Camera> {
+        let code = ClaimCode::generate(&owner.keys.verifying_key());
+        let claim: Claim = self
+            .send(
+                Method::POST,
+                "/v1/claims",
+                Some(&owner.token),
+                Some(serde_json::json!({"secret_hash": code.secret_hash()})),
+            )
+            .await?
+            .json()?;
+        let device = SigningKey::generate(&mut rand::rngs::OsRng);
+        let pairing = PairingRequest {
+            secret_hash: code.secret_hash(),
+            device_key: cc_core::b64::encode(device.verifying_key().as_bytes()),
+            mac: code.pairing_mac(&device.verifying_key()),
+        };
+        let started: PairingStarted = self
+            .send(
+                Method::POST,
+                "/v1/device/pair",
+                None,
+                Some(serde_json::to_value(&pairing)?),
+            )
+            .await?
+            .json()?;
+        let claims: Vec<Claim> = self
+            .send(Method::GET, "/v1/claims", Some(&owner.token), None)
+            .await?
+            .json()?;
+        let presented = claims
+            .iter()
+            .find(|c| c.claim_id == claim.claim_id)
+            .and_then(|c| c.pairing.clone())
+            .ok_or("pairing not visible to owner")?;
+        code.verify_pairing_mac(&device.verifying_key(), &presented.mac)?;
+        let content = Identity::generate();
+        let camera_id = CameraId::new_v7();
+        let cert = CameraCertificate {
+            v: 1,
+            camera_id,
+            device_key: presented.device_key.clone(),
+            epoch: 1,
+            content_recipient: content.recipient().to_string(),
+            owner_key: cc_core::b64::encode(owner.keys.verifying_key().as_bytes()),
+            issued_at: chrono::Utc::now(),
+        };
+        let complete = CompleteClaimRequest {
+            certificate: SignedCertificate::sign(&cert, &owner.keys.signing),
+            grant: owner
+                .keys
+                .recipient()
+                .encrypt(content.to_secret_string().as_bytes())?,
+            name: SealedName {
+                epoch: 1,
+                ciphertext: content.recipient().encrypt(name.as_bytes())?,
+            },
+        };
+        let done = self
+            .send(
+                Method::POST,
+                &format!("/v1/claims/{}/complete", claim.claim_id),
+                Some(&owner.token),
+                Some(serde_json::to_value(&complete)?),
+            )
+            .await?;
+        assert_eq!(
+            done.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&done.body)
+        );
+        let result: PairingResult = self
+            .send(
+                Method::GET,
+                &format!("/v1/device/pair/{}", started.pairing_id),
+                None,
+                None,
+            )
+            .await?
+            .json()?;
+        Ok(Camera {
+            camera_id: result.camera_id,
+            device,
+            token: result.device_token,
+            content,
+            epoch: 1,
+        })
+    }
+
+    pub async fn upload(&self, camera: &Camera, event: &Upload) -> TestResult<Sent> {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "manifest",
+                reqwest::multipart::Part::bytes(event.manifest_json()),
+            )
+            .part(
+                "thumb",
+                reqwest::multipart::Part::bytes(event.thumb.clone()),
+            )
+            .part("clip", reqwest::multipart::Part::bytes(event.clip.clone()));
+        let resp = self
+            .http
+            .put(format!(
+                "{}/v1/device/events/{}",
+                self.url, event.path_event
+            ))
+            .bearer_auth(&camera.token)
+            .multipart(form)
+            .send()
+            .await?;
+        Ok(Sent {
+            status: resp.status(),
+            content_type: resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            body: resp.bytes().await?.to_vec(),
+        })
+    }
+}
+
+/// An upload as a camera would send it, with every part open to tampering.
+#[derive(Clone)]
+pub struct Upload {
+    pub path_event: EventId,
+    pub manifest: Manifest,
+    pub signed: SignedManifest,
+    pub thumb: Vec<u8>,
+    pub clip: Vec<u8>,
+}
+
+impl Upload {
+    pub fn manifest_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.signed).unwrap_or_default()
+    }
+
+    pub fn resign(&mut self, key: &SigningKey) {
+        self.signed = SignedManifest::sign(&self.manifest, key);
+    }
+}
+
+/// An honest event: `thumb_plain` and `clip_plain` encrypted to the camera's content key.
+pub fn event(camera: &Camera, thumb_plain: &[u8], clip_plain: &[u8]) -> TestResult<Upload> {
+    let thumb = camera.content.recipient().encrypt(thumb_plain)?;
+    let clip = camera.content.recipient().encrypt(clip_plain)?;
+    let manifest = Manifest {
+        v: 1,
+        camera_id: camera.camera_id,
+        event_id: EventId::new_v7(),
+        epoch: camera.epoch,
+        kind: EventKind::Motion,
+        started_at: chrono::Utc::now(),
+        duration_ms: 3000,
+        thumb_sha256: sha256_hex(&thumb),
+        thumb_size: thumb.len() as u64,
+        clip_sha256: sha256_hex(&clip),
+        clip_size: clip.len() as u64,
+    };
+    let signed = SignedManifest::sign(&manifest, &camera.device);
+    Ok(Upload {
+        path_event: manifest.event_id,
+        manifest,
+        signed,
+        thumb,
+        clip,
+    })
+}
+
+/// Every file below `dir`, for "nothing left behind" and "no plaintext" checks.
+pub fn files_below(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+impl TestServer {
+    /// A second sign-up with an email that exists; returns the status.
+    pub async fn signup_raw_duplicate(&self, email: &str) -> TestResult<StatusCode> {
+        let keys = UserKeys::generate();
+        let derived = derive_password_keys("x", &random_salt(), TEST_KDF)?;
+        let req = SignupRequest {
+            email: email.into(),
+            salt: random_salt().to_vec(),
+            kdf: TEST_KDF,
+            auth_key: derived.auth_key.to_vec(),
+            age_recipient: keys.recipient().to_string(),
+            signing_key: cc_core::b64::encode(keys.verifying_key().as_bytes()),
+            wrapped_keys: keys.wrap(&derived.kek),
+            recovery_wrapped_keys: keys.wrap(&derived.kek),
+        };
+        Ok(self
+            .send(
+                Method::POST,
+                "/v1/accounts",
+                None,
+                Some(serde_json::to_value(&req)?),
+            )
+            .await?
+            .status)
+    }
+}

@@ -1,0 +1,10 @@
+//! API-level tests against a real server on a loopback port. Each module attacks one
+//! promise: the one door, sessions, uploads, ciphertext only, the API description.
+
+mod common;
+
+mod ciphertext_only;
+mod one_door;
+mod openapi;
+mod sessions;
+mod uploads;
