@@ -71,6 +71,9 @@ pub struct LoginRequest {
     /// Free text naming the client, shown in the sessions list.
     #[serde(default)]
     pub client: String,
+    /// A TOTP code or a recovery code, for accounts with two-factor login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -183,6 +186,9 @@ pub struct CameraInfo {
     pub online: bool,
     pub last_event_at: Option<DateTime<Utc>>,
     pub paired_at: DateTime<Utc>,
+    /// A member was removed since the last key rotation; the owner's client rotates.
+    #[serde(default)]
+    pub rotation_needed: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -229,6 +235,9 @@ pub struct ConnectResponse {
     pub camera_id: CameraId,
     /// The epoch whose recipient the camera must encrypt to.
     pub epoch: u32,
+    /// The owner-signed certificate of that epoch; the camera verifies it with the owner
+    /// key it pinned at pairing before using its recipient.
+    pub certificate: SignedCertificate,
     pub server_time: DateTime<Utc>,
 }
 
@@ -272,4 +281,169 @@ pub struct EventQuery {
     pub before: Option<String>,
     /// Page size (default 50, at most 200).
     pub limit: Option<u32>,
+}
+
+/// Another user's public keys, to invite them and to compare verification phrases.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserPublic {
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+    pub email: String,
+    pub age_recipient: String,
+    pub signing_key: String,
+}
+
+/// Invites a user to a camera. `grants` are the camera content keys the inviter's client
+/// encrypted to the invitee: the current epoch, plus earlier ones when sharing history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InviteRequest {
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+    pub role: Role,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub grants: Vec<Grant>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareStatus {
+    Pending,
+    Active,
+}
+
+/// A member or a pending invitation of a camera.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ShareInfo {
+    #[schema(value_type = String, format = Uuid)]
+    pub camera_id: CameraId,
+    pub user: UserPublic,
+    pub role: Role,
+    pub status: ShareStatus,
+    pub since: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An invitation addressed to the caller.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Invitation {
+    #[schema(value_type = String, format = Uuid)]
+    pub camera_id: CameraId,
+    /// Who invited: check their key's verification phrase before trusting the camera.
+    pub inviter: UserPublic,
+    /// The camera owner's public keys, whose signature the camera's certificate carries.
+    pub owner: UserPublic,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One member's grant for a new epoch, written by the owner's client at rotation.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberGrant {
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+    #[serde(with = "crate::b64")]
+    #[schema(value_type = String, format = Byte)]
+    pub grant: Vec<u8>,
+}
+
+/// Rotates a camera's content key: a certificate for the next epoch, signed by the owner,
+/// and a grant for every remaining member (the owner included).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RotateRequest {
+    pub certificate: SignedCertificate,
+    pub grants: Vec<MemberGrant>,
+    /// The camera's name sealed to the new epoch.
+    pub name: SealedName,
+}
+
+/// One read of a camera's data, from the access log.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccessEntry {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+    pub email: Option<String>,
+    #[schema(value_type = String, format = Uuid)]
+    pub session_id: SessionId,
+    #[schema(value_type = String, format = Uuid)]
+    pub camera_id: CameraId,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub event_id: Option<EventId>,
+    /// `thumb`, `clip`, `grants` or `live`.
+    pub object: String,
+    pub ip: String,
+}
+
+/// Query of the access log.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccessQuery {
+    pub since: Option<DateTime<Utc>>,
+    /// Page size (default 200, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// A session of the caller's account.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionInfo {
+    #[schema(value_type = String, format = Uuid)]
+    pub session_id: SessionId,
+    pub client: String,
+    pub ip: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The session making this request.
+    pub current: bool,
+}
+
+/// Starts two-factor setup: the secret to add to an authenticator app.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TotpSetup {
+    /// Base32 secret.
+    pub secret: String,
+    /// `otpauth://` URL, for a QR code.
+    pub otpauth_url: String,
+}
+
+/// A code from the authenticator app.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TotpCode {
+    pub code: String,
+}
+
+/// One-time codes that stand in for the authenticator; shown once.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecoveryCodes {
+    pub codes: Vec<String>,
+}
+
+/// Proof of presence before event video plays: the password-derived auth key, or a TOTP code.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StepUpRequest {
+    #[serde(default, with = "crate::b64::option")]
+    #[schema(value_type = Option<String>, format = Byte)]
+    pub auth_key: Option<Vec<u8>>,
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+/// Account security settings.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SecuritySettings {
+    /// Require a fresh password or TOTP check on a session before event video plays.
+    pub require_step_up: bool,
+    /// Whether two-factor login is on (read-only here).
+    #[serde(default)]
+    pub totp_enabled: bool,
+}
+
+/// Query of `GET /v1/users/lookup`.
+#[derive(Debug, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LookupQuery {
+    pub email: String,
 }

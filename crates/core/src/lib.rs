@@ -16,3 +16,4 @@ pub mod manifest;
 pub mod signed;
 
 pub use ids::{CameraId, ClaimId, EventId, Id, PairingId, SessionId, UserId};
+pub mod phrase;

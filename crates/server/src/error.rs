@@ -16,6 +16,12 @@ pub enum ApiError {
     Unauthenticated,
     #[error("wrong email or password")]
     BadCredentials,
+    #[error("a two-factor code is required")]
+    SecondFactorRequired,
+    #[error("verify again before video plays")]
+    StepUpRequired,
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error("your role on this camera does not allow this")]
     Forbidden,
     #[error("{0}")]
@@ -61,6 +67,21 @@ impl ApiError {
                 "invalid_credentials",
                 "Wrong email or password",
             ),
+            ApiError::SecondFactorRequired => (
+                StatusCode::UNAUTHORIZED,
+                "second_factor_required",
+                "A two-factor code is required",
+            ),
+            ApiError::StepUpRequired => (
+                StatusCode::FORBIDDEN,
+                "step_up_required",
+                "Verify your password or a two-factor code before video plays",
+            ),
+            ApiError::TooManyAttempts { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "Too many attempts",
+            ),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Not permitted"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::Bad { status, code, .. } => (*status, code, "Bad request"),
@@ -102,7 +123,13 @@ impl IntoResponse for ApiError {
             ApiError::Bad { detail, .. } => Some(detail.clone()),
             _ => None,
         };
-        problem(status, code, title, detail)
+        let mut response = problem(status, code, title, detail);
+        if let ApiError::TooManyAttempts { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
     }
 }
 
@@ -112,6 +139,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Unauthenticated => ApiError::Unauthenticated,
             StoreError::BadCredentials => ApiError::BadCredentials,
+            StoreError::SecondFactorRequired => ApiError::SecondFactorRequired,
             StoreError::Forbidden => ApiError::Forbidden,
             StoreError::Conflict(d) => ApiError::Conflict(d),
             StoreError::Invalid(d) => ApiError::bad("invalid_request", d),

@@ -11,6 +11,7 @@ mod openapi;
 mod range;
 mod routes;
 mod state;
+mod throttle;
 mod upload;
 
 use std::net::SocketAddr;
@@ -74,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::cameras::routes())
         .merge(routes::events::routes())
         .merge(routes::device::routes())
+        .merge(routes::shares::routes())
         .split_for_parts();
     let api = std::sync::Arc::new(api);
     router
@@ -153,6 +155,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let addr = listener.local_addr()?;
+    tokio::spawn(sweep_expired_shares(state.store.clone()));
     println!(
         "Closed Circuit listening on http://{addr} (data in {})",
         state.config.data_dir.display()
@@ -162,6 +165,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
+}
+
+/// Ends guest shares on time, once a minute.
+async fn sweep_expired_shares(store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match store.sweep_expired_members().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(ended = n, "guest shares expired"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired shares failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

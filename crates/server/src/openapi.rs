@@ -13,6 +13,7 @@ use utoipa::OpenApi;
         (name = "cameras", description = "Claims, pairing and cameras"),
         (name = "events", description = "Events and their encrypted media"),
         (name = "device", description = "What cameras call"),
+        (name = "sharing", description = "Shares, key rotation and the access log"),
     )
 )]
 struct ApiDoc;

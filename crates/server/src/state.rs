@@ -7,6 +7,7 @@ use cc_core::api::EventInfo;
 use cc_store::Store;
 use tokio::sync::broadcast;
 
+use crate::throttle::LoginThrottle;
 use crate::Config;
 
 /// Bounded: a slow stream subscriber loses notices (and is told so) rather than
@@ -21,6 +22,7 @@ pub struct AppState {
     pub staging: Arc<PathBuf>,
     /// New events, fanned out to open streams; each subscriber re-checks access.
     pub notices: broadcast::Sender<EventInfo>,
+    pub login_throttle: Arc<LoginThrottle>,
 }
 
 impl AppState {
@@ -31,6 +33,7 @@ impl AppState {
             config: Arc::new(config),
             staging: Arc::new(staging),
             notices,
+            login_throttle: Arc::default(),
         }
     }
 }

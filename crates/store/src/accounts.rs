@@ -3,7 +3,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use cc_core::api::{LoginResponse, Me, SignupRequest};
+use cc_core::api::{LoginRequest, LoginResponse, Me, SignupRequest};
 use cc_core::keys::KdfParams;
 use cc_core::{SessionId, UserId};
 use chrono::Duration;
@@ -132,12 +132,11 @@ impl Store {
     /// Checks the auth key and opens a session.
     pub async fn login(
         &self,
-        email: &str,
-        auth_key: &[u8],
-        client: &str,
+        req: &LoginRequest,
         ip: &str,
         ttl: Duration,
     ) -> Result<LoginResponse> {
+        let (email, auth_key, client) = (&req.email, &req.auth_key, &req.client);
         let email = normalize_email(email).map_err(|_| StoreError::BadCredentials)?;
         let row = sqlx::query("SELECT id, auth_hash, wrapped_keys FROM users WHERE email = $1")
             .bind(email)
@@ -152,6 +151,12 @@ impl Store {
             return Err(StoreError::BadCredentials);
         };
         let user: UserId = rows::id(&row, "id")?;
+        if !self
+            .second_factor_ok(&user.to_string(), req.totp.as_deref())
+            .await?
+        {
+            return Err(StoreError::SecondFactorRequired);
+        }
         let (token, session_id, expires_at) = self.issue_session(user, client, ip, ttl).await?;
         Ok(LoginResponse {
             token,
@@ -160,6 +165,15 @@ impl Store {
             expires_at: from_ms(expires_at),
             wrapped_keys: row.try_get("wrapped_keys")?,
         })
+    }
+
+    /// Checks a client-derived auth key against the stored hash (for step-up).
+    pub(crate) async fn auth_key_matches(&self, user: &str, auth_key: &[u8]) -> Result<bool> {
+        let row = sqlx::query("SELECT auth_hash FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(verify_auth_key(auth_key.to_vec(), row.try_get("auth_hash")?).await)
     }
 
     pub async fn me(&self, session: &authz::Session) -> Result<Me> {

@@ -152,6 +152,14 @@ impl<A> Authorized<A> {
     }
 }
 
+pub(crate) fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Owner => "owner",
+        Role::Admin => "admin",
+        Role::Viewer => "viewer",
+    }
+}
+
 pub(crate) fn parse_role(text: &str) -> Result<Role> {
     match text {
         "owner" => Ok(Role::Owner),
@@ -169,12 +177,16 @@ pub async fn check<A: Action>(
     session: &Session,
     camera: CameraId,
 ) -> Result<Authorized<A>> {
-    let row = sqlx::query("SELECT role FROM members WHERE camera_id = $1 AND user_id = $2")
-        .bind(camera.to_string())
-        .bind(session.user.to_string())
-        .fetch_optional(&store.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let row = sqlx::query(
+        "SELECT role FROM members WHERE camera_id = $1 AND user_id = $2 \
+         AND (expires_at IS NULL OR expires_at > $3)",
+    )
+    .bind(camera.to_string())
+    .bind(session.user.to_string())
+    .bind(now_ms())
+    .fetch_optional(&store.pool)
+    .await?
+    .ok_or(StoreError::NotFound)?;
     let role = parse_role(&row.try_get::<String, _>("role")?)?;
     if !A::permits(role) {
         return Err(StoreError::Forbidden);
@@ -190,21 +202,25 @@ pub async fn check<A: Action>(
 
 /// View proofs for every camera the user is a member of, for listings.
 pub async fn visible_cameras(store: &Store, session: &Session) -> Result<Vec<Authorized<View>>> {
-    sqlx::query("SELECT camera_id, role FROM members WHERE user_id = $1 ORDER BY camera_id")
-        .bind(session.user.to_string())
-        .fetch_all(&store.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(Authorized {
-                session: session.id,
-                user: session.user,
-                camera: rows::id(row, "camera_id")?,
-                role: parse_role(&row.try_get::<String, _>("role")?)?,
-                action: PhantomData,
-            })
+    sqlx::query(
+        "SELECT camera_id, role FROM members WHERE user_id = $1 \
+         AND (expires_at IS NULL OR expires_at > $2) ORDER BY camera_id",
+    )
+    .bind(session.user.to_string())
+    .bind(now_ms())
+    .fetch_all(&store.pool)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(Authorized {
+            session: session.id,
+            user: session.user,
+            camera: rows::id(row, "camera_id")?,
+            role: parse_role(&row.try_get::<String, _>("role")?)?,
+            action: PhantomData,
         })
-        .collect()
+    })
+    .collect()
 }
 
 /// A paired camera, proven by its device token.

@@ -224,6 +224,22 @@ impl Store {
         .bind(req.grant.clone())
         .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "INSERT INTO certificates (camera_id, epoch, body, signature) VALUES ($1, 1, $2, $3)",
+        )
+        .bind(camera.to_string())
+        .bind(&req.certificate.body)
+        .bind(&req.certificate.signature)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO membership_history (camera_id, user_id, role, from_at) VALUES ($1, $2, 'owner', $3)",
+        )
+        .bind(camera.to_string())
+        .bind(session.user().to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE claims SET camera_id = $1 WHERE id = $2")
             .bind(camera.to_string())
             .bind(claim.to_string())
@@ -292,7 +308,7 @@ impl Store {
     pub async fn camera_info(&self, auth: &Authorized<View>) -> Result<CameraInfo> {
         let row = sqlx::query(
             "SELECT k.id, k.epoch, k.name_epoch, k.name_ct, k.certificate_body, k.certificate_sig, \
-             k.paired_at, k.last_seen_at, k.last_event_at, u.signing_key \
+             k.paired_at, k.last_seen_at, k.last_event_at, k.rotation_needed, u.signing_key \
              FROM cameras k JOIN users u ON u.id = k.owner_id WHERE k.id = $1",
         )
         .bind(auth.camera().to_string())
@@ -317,6 +333,7 @@ impl Store {
             online: last_seen.is_some_and(|t| now_ms() - t < ONLINE_WINDOW_MS),
             last_event_at: last_event.map(from_ms),
             paired_at: from_ms(row.try_get("paired_at")?),
+            rotation_needed: row.try_get::<i64, _>("rotation_needed")? != 0,
         })
     }
 
@@ -341,8 +358,17 @@ impl Store {
     pub async fn remove_camera(&self, auth: &Authorized<Own>) -> Result<()> {
         let camera = auth.camera().to_string();
         let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE membership_history SET until_at = $1 WHERE camera_id = $2 AND until_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(&camera)
+        .execute(&mut *tx)
+        .await?;
         for sql in [
             "DELETE FROM events WHERE camera_id = $1",
+            "DELETE FROM shares WHERE camera_id = $1",
+            "DELETE FROM certificates WHERE camera_id = $1",
             "DELETE FROM grants WHERE camera_id = $1",
             "DELETE FROM members WHERE camera_id = $1",
             "DELETE FROM claims WHERE camera_id = $1",

@@ -22,8 +22,13 @@ enum Backend {
     Sqlite,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_sharing_audit.sql"),
+    ),
+];
 
 impl Store {
     /// Opens (creating if needed) the metadata database at `url` (`sqlite://PATH` or

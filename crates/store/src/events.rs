@@ -252,30 +252,6 @@ impl Store {
     pub async fn event_for_device(&self, device: &Device, event: EventId) -> Result<EventInfo> {
         self.fetch_event(device.camera(), event).await
     }
-
-    /// Appends one read of camera data to the access log.
-    pub async fn log_access(
-        &self,
-        auth: &Authorized<View>,
-        event: Option<EventId>,
-        object: &str,
-        ip: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO access_log (at, user_id, session_id, camera_id, event_id, object, ip) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(now_ms())
-        .bind(auth.user().to_string())
-        .bind(auth.session().to_string())
-        .bind(auth.camera().to_string())
-        .bind(event.map(|e| e.to_string()))
-        .bind(object)
-        .bind(ip)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
 }
 
 enum Bind {

@@ -5,6 +5,7 @@
 //! an [`authz::Authorized`] proof (users) or an [`authz::Device`] proof (cameras), and
 //! only [`authz`] can mint them. Every query for an event filters by camera *and* event.
 
+pub mod access_log;
 pub mod accounts;
 pub mod authz;
 pub mod blobs;
@@ -12,6 +13,8 @@ pub mod cameras;
 mod db;
 pub mod events;
 mod rows;
+pub mod sessions;
+pub mod shares;
 pub mod time;
 
 use std::sync::Arc;
@@ -28,6 +31,8 @@ pub enum StoreError {
     Unauthenticated,
     #[error("wrong email or password")]
     BadCredentials,
+    #[error("a two-factor code is required")]
+    SecondFactorRequired,
     #[error("the caller's role does not permit this")]
     Forbidden,
     #[error("conflict: {0}")]

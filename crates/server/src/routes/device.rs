@@ -74,6 +74,7 @@ async fn connect(
     Ok(Json(ConnectResponse {
         camera_id: device.camera(),
         epoch: device.epoch(),
+        certificate: state.store.current_certificate(&device).await?,
         server_time: chrono::Utc::now(),
     }))
 }

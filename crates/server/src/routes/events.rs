@@ -97,6 +97,9 @@ async fn media(
 ) -> Result<Response, ApiError> {
     let proof = authz::check::<View>(&state.store, &auth.session, camera).await?;
     let (key, size) = state.store.media_location(&proof, event, object).await?;
+    if object == MediaObject::Clip && state.store.needs_step_up(&proof).await? {
+        return Err(ApiError::StepUpRequired);
+    }
     let wanted = range::parse(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         size,

@@ -4,3 +4,4 @@ pub mod accounts;
 pub mod cameras;
 pub mod device;
 pub mod events;
+pub mod shares;

@@ -3,8 +3,10 @@
 
 mod common;
 
+mod audit;
 mod ciphertext_only;
 mod one_door;
 mod openapi;
 mod sessions;
+mod sharing;
 mod uploads;

@@ -37,6 +37,22 @@ async fn openapi_describes_every_route() -> TestResult {
         ("get", "/v1/device/pair/{pairing_id}"),
         ("post", "/v1/device/connect"),
         ("put", "/v1/device/events/{event_id}"),
+        ("get", "/v1/sessions"),
+        ("delete", "/v1/sessions/{session_id}"),
+        ("post", "/v1/sessions/current/step-up"),
+        ("post", "/v1/me/2fa/setup"),
+        ("post", "/v1/me/2fa/enable"),
+        ("get", "/v1/me/security"),
+        ("put", "/v1/me/security"),
+        ("get", "/v1/users/lookup"),
+        ("get", "/v1/cameras/{camera_id}/shares"),
+        ("post", "/v1/cameras/{camera_id}/shares"),
+        ("delete", "/v1/cameras/{camera_id}/shares/{user_id}"),
+        ("get", "/v1/invitations"),
+        ("post", "/v1/invitations/{camera_id}/accept"),
+        ("get", "/v1/cameras/{camera_id}/certificates"),
+        ("post", "/v1/cameras/{camera_id}/rotate"),
+        ("get", "/v1/cameras/{camera_id}/access-log"),
     ];
     let paths = doc["paths"].as_object().ok_or("no paths")?;
     let documented: usize = paths

@@ -21,6 +21,7 @@ pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 pub struct TestServer {
     pub url: String,
+    pub store: cc_store::Store,
     pub data_dir: PathBuf,
     _dir: tempfile::TempDir,
     pub http: reqwest::Client,
@@ -38,6 +39,10 @@ pub async fn start() -> TestResult<TestServer> {
 }
 
 pub async fn start_with(tweak: impl FnOnce(&mut cc_server::Config)) -> TestResult<TestServer> {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
     let dir = tempfile::tempdir()?;
     let mut config = cc_server::Config {
         data_dir: dir.path().join("data"),
@@ -46,12 +51,14 @@ pub async fn start_with(tweak: impl FnOnce(&mut cc_server::Config)) -> TestResul
     tweak(&mut config);
     let state = cc_server::open(config).await?;
     let data_dir = state.config.data_dir.clone();
+    let store = state.store.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let app = cc_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(TestServer {
         url: format!("http://{addr}"),
+        store,
         data_dir,
         _dir: dir,
         http: reqwest::Client::new(),
@@ -168,6 +175,7 @@ impl TestServer {
             email: email.into(),
             auth_key: derived.auth_key.to_vec(),
             client: "test".into(),
+            totp: None,
         };
         let sent = self
             .send(
@@ -400,5 +408,190 @@ impl TestServer {
             )
             .await?
             .status)
+    }
+}
+
+impl TestServer {
+    /// The owner shares `camera` with `member` (current epoch only), and the member accepts.
+    pub async fn share(
+        &self,
+        owner: &User,
+        camera: &Camera,
+        member: &User,
+        role: &str,
+    ) -> TestResult {
+        let public: UserPublic = self
+            .send(
+                Method::GET,
+                &format!("/v1/users/lookup?email={}", member.email),
+                Some(&owner.token),
+                None,
+            )
+            .await?
+            .json()?;
+        let recipient = cc_core::envelope::Recipient::parse(&public.age_recipient)?;
+        let grant = recipient.encrypt(camera.content.to_secret_string().as_bytes())?;
+        let invite = serde_json::json!({
+            "user_id": public.user_id,
+            "role": role,
+            "grants": [{"epoch": camera.epoch, "grant": cc_core::b64::encode(&grant)}],
+        });
+        let sent = self
+            .send(
+                Method::POST,
+                &format!("/v1/cameras/{}/shares", camera.camera_id),
+                Some(&owner.token),
+                Some(invite),
+            )
+            .await?;
+        assert_eq!(
+            sent.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&sent.body)
+        );
+        let accepted = self
+            .send(
+                Method::POST,
+                &format!("/v1/invitations/{}/accept", camera.camera_id),
+                Some(&member.token),
+                None,
+            )
+            .await?;
+        assert_eq!(accepted.status, StatusCode::NO_CONTENT);
+        Ok(())
+    }
+
+    /// The owner's client rotates the content key for `remaining` members; returns the
+    /// camera with its new content identity and epoch.
+    pub async fn rotate(
+        &self,
+        owner: &User,
+        camera: &Camera,
+        remaining: &[&User],
+    ) -> TestResult<Camera> {
+        let content = Identity::generate();
+        let epoch = camera.epoch + 1;
+        let cert = CameraCertificate {
+            v: 1,
+            camera_id: camera.camera_id,
+            device_key: cc_core::b64::encode(camera.device.verifying_key().as_bytes()),
+            epoch,
+            content_recipient: content.recipient().to_string(),
+            owner_key: cc_core::b64::encode(owner.keys.verifying_key().as_bytes()),
+            issued_at: chrono::Utc::now(),
+        };
+        let mut grants = Vec::new();
+        for user in remaining {
+            let me: Me = self
+                .send(Method::GET, "/v1/me", Some(&user.token), None)
+                .await?
+                .json()?;
+            grants.push(MemberGrant {
+                user_id: me.user_id,
+                grant: user
+                    .keys
+                    .recipient()
+                    .encrypt(content.to_secret_string().as_bytes())?,
+            });
+        }
+        let req = RotateRequest {
+            certificate: SignedCertificate::sign(&cert, &owner.keys.signing),
+            grants,
+            name: SealedName {
+                epoch,
+                ciphertext: content.recipient().encrypt(b"renamed")?,
+            },
+        };
+        let sent = self
+            .send(
+                Method::POST,
+                &format!("/v1/cameras/{}/rotate", camera.camera_id),
+                Some(&owner.token),
+                Some(serde_json::to_value(&req)?),
+            )
+            .await?;
+        assert_eq!(
+            sent.status,
+            StatusCode::NO_CONTENT,
+            "{}",
+            String::from_utf8_lossy(&sent.body)
+        );
+        Ok(Camera {
+            camera_id: camera.camera_id,
+            device: camera.device.clone(),
+            token: camera.token.clone(),
+            content,
+            epoch,
+        })
+    }
+
+    /// A member's content identity for `epoch`, from its own grant.
+    pub async fn content_key(
+        &self,
+        user: &User,
+        camera: CameraId,
+        epoch: u32,
+    ) -> TestResult<Option<Identity>> {
+        let sent = self
+            .send(
+                Method::GET,
+                &format!("/v1/cameras/{camera}/grants"),
+                Some(&user.token),
+                None,
+            )
+            .await?;
+        if sent.status != StatusCode::OK {
+            return Ok(None);
+        }
+        let grants: Vec<Grant> = sent.json()?;
+        let Some(grant) = grants.iter().find(|g| g.epoch == epoch) else {
+            return Ok(None);
+        };
+        let secret = String::from_utf8(user.keys.identity.decrypt(&grant.grant)?)?;
+        Ok(Some(Identity::parse(&secret)?))
+    }
+}
+
+impl TestServer {
+    pub async fn lookup(&self, caller: &User, email: &str) -> TestResult<cc_core::UserId> {
+        let public: UserPublic = self
+            .send(
+                Method::GET,
+                &format!("/v1/users/lookup?email={email}"),
+                Some(&caller.token),
+                None,
+            )
+            .await?
+            .json()?;
+        Ok(public.user_id)
+    }
+
+    /// The password-derived auth key, as a client computes it.
+    pub async fn auth_key(&self, email: &str, password: &str) -> TestResult<Vec<u8>> {
+        let pre: PreloginResponse = self
+            .send(
+                Method::POST,
+                "/v1/accounts/prelogin",
+                None,
+                Some(serde_json::json!({"email": email})),
+            )
+            .await?
+            .json()?;
+        Ok(derive_password_keys(password, &pre.salt, pre.kdf)?
+            .auth_key
+            .to_vec())
+    }
+}
+
+impl Camera {
+    pub fn clone_for_test(&self) -> Camera {
+        Camera {
+            camera_id: self.camera_id,
+            device: self.device.clone(),
+            token: self.token.clone(),
+            content: self.content.clone(),
+            epoch: self.epoch,
+        }
     }
 }
