@@ -20,7 +20,8 @@ use std::path::PathBuf;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::Router;
 use cc_store::blobs::LocalBlobs;
-use cc_store::Store;
+use cc_store::cache::Faults;
+use cc_store::{Store, StoreOptions};
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -37,6 +38,8 @@ pub struct Config {
     pub session_ttl: chrono::Duration,
     /// Keys the decoy answers for unknown emails; loaded from the data directory.
     pub instance_secret: [u8; 32],
+    /// Seed of a membership cache that lies (tests and `storm --lying-cache` only).
+    pub lying_cache: Option<u64>,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             session_ttl: chrono::Duration::days(30),
             instance_secret: [0; 32],
+            lying_cache: None,
         }
     }
 }
@@ -123,7 +127,13 @@ pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
     config.instance_secret = instance_secret(&dir).map_err(data_err)?;
     let blobs = LocalBlobs::new(dir.join("blobs")).map_err(data_err)?;
     let url = format!("sqlite://{}", dir.join("metadata.db").display());
-    let store = Store::open(&url, std::sync::Arc::new(blobs)).await?;
+    let tuning = StoreOptions {
+        faults: config
+            .lying_cache
+            .map(|seed| std::sync::Arc::new(Faults::new(seed))),
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(&url, std::sync::Arc::new(blobs), tuning).await?;
     config.data_dir = dir;
     Ok(AppState::new(store, config, staging))
 }

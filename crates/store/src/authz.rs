@@ -11,6 +11,7 @@ use rand::RngCore;
 use sqlx::Row;
 
 use crate::accounts::token_hash;
+use crate::cache::MemberKey;
 use crate::time::now_ms;
 use crate::{rows, Result, Store, StoreError};
 
@@ -177,17 +178,15 @@ pub async fn check<A: Action>(
     session: &Session,
     camera: CameraId,
 ) -> Result<Authorized<A>> {
-    let row = sqlx::query(
-        "SELECT role FROM members WHERE camera_id = $1 AND user_id = $2 \
-         AND (expires_at IS NULL OR expires_at > $3)",
-    )
-    .bind(camera.to_string())
-    .bind(session.user.to_string())
-    .bind(now_ms())
-    .fetch_optional(&store.pool)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    let role = parse_role(&row.try_get::<String, _>("role")?)?;
+    let key = MemberKey {
+        user: session.user,
+        camera,
+    };
+    let role = store
+        .members
+        .role(key, || load_membership(store, key))
+        .await?
+        .ok_or(StoreError::NotFound)?;
     if !A::permits(role) {
         return Err(StoreError::Forbidden);
     }
@@ -198,6 +197,26 @@ pub async fn check<A: Action>(
         role,
         action: PhantomData,
     })
+}
+
+/// The truth behind the cache: the member's role and when the membership ends.
+async fn load_membership(store: &Store, key: MemberKey) -> Result<(Option<Role>, Option<i64>)> {
+    let row = sqlx::query(
+        "SELECT role, expires_at FROM members WHERE camera_id = $1 AND user_id = $2 \
+         AND (expires_at IS NULL OR expires_at > $3)",
+    )
+    .bind(key.camera.to_string())
+    .bind(key.user.to_string())
+    .bind(now_ms())
+    .fetch_optional(&store.pool)
+    .await?;
+    match row {
+        None => Ok((None, None)),
+        Some(row) => Ok((
+            Some(parse_role(&row.try_get::<String, _>("role")?)?),
+            row.try_get("expires_at")?,
+        )),
+    }
 }
 
 /// View proofs for every camera the user is a member of, for listings.

@@ -246,6 +246,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.members.bump(camera);
         let auth = authz::check::<View>(self, session, camera).await?;
         self.camera_info(&auth).await
     }
@@ -377,6 +378,7 @@ impl Store {
             sqlx::query(sql).bind(&camera).execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        self.members.bump(auth.camera());
         self.blobs
             .delete_prefix(&BlobKey::camera_prefix(auth.camera()))
             .await?;

@@ -3,18 +3,38 @@
 //! backend, in numbered files under `migrations/<backend>/`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 
+use crate::cache::{Faults, MembershipCache};
 use crate::{Blobs, Result, StoreError};
+
+/// Tuning of a store handle.
+pub struct StoreOptions {
+    /// How many membership answers the door keeps.
+    pub cache_capacity: u64,
+    /// Make the membership cache lie (tests and `storm --lying-cache` only).
+    pub faults: Option<Arc<Faults>>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 100_000,
+            faults: None,
+        }
+    }
+}
 
 /// Metadata and blobs together: the one place persistence goes through.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) blobs: Blobs,
+    pub(crate) members: Arc<MembershipCache>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -34,6 +54,10 @@ impl Store {
     /// Opens (creating if needed) the metadata database at `url` (`sqlite://PATH` or
     /// `postgres://…`) and brings its schema up to date.
     pub async fn open(url: &str, blobs: Blobs) -> Result<Self> {
+        Self::open_with(url, blobs, StoreOptions::default()).await
+    }
+
+    pub async fn open_with(url: &str, blobs: Blobs, tuning: StoreOptions) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -63,7 +87,11 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let store = Self { pool, blobs };
+        let store = Self {
+            pool,
+            blobs,
+            members: Arc::new(MembershipCache::new(tuning.cache_capacity, tuning.faults)),
+        };
         store.migrate(backend).await?;
         Ok(store)
     }
@@ -105,6 +133,11 @@ impl Store {
 
     pub fn blobs(&self) -> &Blobs {
         &self.blobs
+    }
+
+    /// The door's cache counters (hits, fills, rejected entries).
+    pub fn cache_stats(&self) -> &crate::cache::CacheStats {
+        &self.members.stats
     }
 }
 

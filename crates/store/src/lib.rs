@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod accounts;
 pub mod authz;
 pub mod blobs;
+pub mod cache;
 pub mod cameras;
 mod db;
 pub mod events;
@@ -19,7 +20,7 @@ pub mod time;
 
 use std::sync::Arc;
 
-pub use db::Store;
+pub use db::{Store, StoreOptions};
 
 /// What can go wrong below the HTTP edge; the server maps each to one problem code.
 #[derive(Debug, thiserror::Error)]

@@ -267,6 +267,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.members.bump(camera);
         Ok(())
     }
 
@@ -297,6 +298,7 @@ impl Store {
         }
         end_membership(&mut tx, auth.camera(), user).await?;
         tx.commit().await?;
+        self.members.bump(auth.camera());
         Ok(())
     }
 
@@ -308,13 +310,10 @@ impl Store {
             .await?;
         for row in &expired {
             let mut tx = self.pool.begin().await?;
-            end_membership(
-                &mut tx,
-                rows::id(row, "camera_id")?,
-                rows::id(row, "user_id")?,
-            )
-            .await?;
+            let camera = rows::id(row, "camera_id")?;
+            end_membership(&mut tx, camera, rows::id(row, "user_id")?).await?;
             tx.commit().await?;
+            self.members.bump(camera);
         }
         Ok(expired.len())
     }

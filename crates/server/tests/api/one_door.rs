@@ -50,7 +50,16 @@ async fn assert_all_not_found(
 
 #[tokio::test]
 async fn another_household_cannot_reach_anything_by_id() -> TestResult {
-    let server = start().await?;
+    households_stay_apart(start().await?).await
+}
+
+#[tokio::test]
+async fn a_lying_membership_cache_changes_nothing() -> TestResult {
+    let server = start_with(|c| c.lying_cache = Some(42)).await?;
+    households_stay_apart(server).await
+}
+
+async fn households_stay_apart(server: TestServer) -> TestResult {
     let alice = server.signup("alice@example.com", "alice password").await?;
     let bob = server.signup("bob@example.com", "bob password").await?;
     let a_cam = server.pair(&alice, "Front door").await?;
@@ -126,6 +135,19 @@ async fn another_household_cannot_reach_anything_by_id() -> TestResult {
     // The removed camera's device token no longer works either.
     let again = server.upload(&a_cam, &event(&a_cam, b"t", b"c")?).await?;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    // Repeat the probes a few times so a lying cache gets its chances.
+    for _ in 0..5 {
+        assert_all_not_found(&server, &bob.token, &ac, &ae).await?;
+        let own = server
+            .send(
+                Method::GET,
+                &format!("/v1/cameras/{bc}/events/{be}"),
+                Some(&bob.token),
+                None,
+            )
+            .await?;
+        assert_eq!(own.status, StatusCode::OK);
+    }
     Ok(())
 }
 

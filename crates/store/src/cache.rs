@@ -1,0 +1,257 @@
+//! The membership cache in front of the door (DESIGN I4). An entry stores the full key
+//! it was computed for and the camera's membership generation at the time; a read
+//! re-checks both and treats any mismatch as a miss (and counts it). Fills are
+//! single-flight per key. Every membership change bumps the camera's generation after
+//! it commits, so no entry computed before the change is ever believed after it.
+//!
+//! [`Faults`] turns the cache into a liar for tests and `closedcircuit storm
+//! --lying-cache`: it hands out other keys' entries, stale generations and delays.
+//! The door must stay correct regardless.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cc_core::api::Role;
+use cc_core::{CameraId, UserId};
+use moka::future::Cache;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::time::now_ms;
+use crate::Result;
+
+/// Whose membership of which camera.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MemberKey {
+    pub user: UserId,
+    pub camera: CameraId,
+}
+
+/// A cached answer of the door, with what it was computed for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberEntry {
+    pub key: MemberKey,
+    pub generation: u64,
+    /// `None`: not a member.
+    pub role: Option<Role>,
+    pub expires_at: Option<i64>,
+}
+
+/// Counters for reports and tests.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub fills: AtomicU64,
+    /// Entries refused because their key or generation did not match.
+    pub rejected: AtomicU64,
+}
+
+/// Membership generations per camera. Values come from one process-wide counter, so a
+/// generation never repeats, even for a camera not seen before.
+#[derive(Default)]
+struct Generations {
+    next: AtomicU64,
+    by_camera: Mutex<HashMap<CameraId, u64>>,
+}
+
+impl Generations {
+    fn current(&self, camera: CameraId) -> u64 {
+        self.by_camera
+            .lock()
+            .map(|m| m.get(&camera).copied().unwrap_or(0))
+            .unwrap_or(u64::MAX)
+    }
+
+    fn bump(&self, camera: CameraId) {
+        let value = self.next.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Ok(mut m) = self.by_camera.lock() {
+            m.insert(camera, value);
+        }
+    }
+}
+
+/// Fault injection: a cache that lies.
+pub struct Faults {
+    rng: Mutex<StdRng>,
+    recent: Mutex<VecDeque<MemberEntry>>,
+}
+
+impl Faults {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            recent: Mutex::new(VecDeque::with_capacity(256)),
+        }
+    }
+
+    fn remember(&self, entry: &MemberEntry) {
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() == 256 {
+                r.pop_front();
+            }
+            r.push_back(entry.clone());
+        }
+    }
+
+    /// What the lying cache returns instead of the truth, and how long it stalls first.
+    fn lie(&self, key: MemberKey, truth: Option<MemberEntry>) -> (Option<MemberEntry>, Duration) {
+        let Ok(mut rng) = self.rng.lock() else {
+            return (truth, Duration::ZERO);
+        };
+        let delay = Duration::from_micros(rng.gen_range(0..2_000));
+        let choice = rng.gen_range(0..10);
+        let lie = match choice {
+            // Another key's entry (the mix-up behind the incident this product answers),
+            // promoted to owner for good measure.
+            0..=2 => self.recent.lock().ok().and_then(|r| {
+                let len = r.len();
+                (len > 0)
+                    .then(|| r[rng.gen_range(0..len)].clone())
+                    .filter(|e| e.key != key)
+                    .map(|mut e| {
+                        e.role = Some(Role::Owner);
+                        e
+                    })
+            }),
+            // The right key with an old generation and a granted role.
+            3..=4 => truth.clone().map(|mut e| {
+                e.generation = e.generation.wrapping_sub(1);
+                e.role = Some(Role::Owner);
+                e
+            }),
+            _ => truth.clone(),
+        };
+        (lie.or(truth), delay)
+    }
+}
+
+pub struct MembershipCache {
+    entries: Cache<MemberKey, MemberEntry>,
+    generations: Generations,
+    faults: Option<Arc<Faults>>,
+    pub stats: CacheStats,
+}
+
+impl MembershipCache {
+    pub fn new(capacity: u64, faults: Option<Arc<Faults>>) -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+            generations: Generations::default(),
+            faults,
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// Forgets every answer about `camera`; call after a membership change commits.
+    pub fn bump(&self, camera: CameraId) {
+        self.generations.bump(camera);
+    }
+
+    fn valid(&self, key: MemberKey, entry: &MemberEntry) -> bool {
+        entry.key == key
+            && entry.generation == self.generations.current(key.camera)
+            && entry.expires_at.is_none_or(|t| t > now_ms())
+    }
+
+    /// The caller's role on the camera (`None`: not a member), from a verified cache entry
+    /// or from `load`, which reads the database.
+    pub async fn role<F, Fut>(&self, key: MemberKey, load: F) -> Result<Option<Role>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(Option<Role>, Option<i64>)>>,
+    {
+        let mut cached = self.entries.get(&key).await;
+        if let Some(faults) = &self.faults {
+            let (lie, delay) = faults.lie(key, cached);
+            tokio::time::sleep(delay).await;
+            cached = lie;
+        }
+        if let Some(entry) = cached {
+            if self.valid(key, &entry) {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(entry.role);
+            }
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            self.entries.invalidate(&key).await;
+        }
+        // The generation is read before the database, so a change that commits during
+        // the fill makes this entry stale rather than wrong.
+        let generation = self.generations.current(key.camera);
+        let entry = self
+            .entries
+            .try_get_with(key, async {
+                let (role, expires_at) = load().await?;
+                self.stats.fills.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, crate::StoreError>(MemberEntry {
+                    key,
+                    generation,
+                    role,
+                    expires_at,
+                })
+            })
+            .await
+            .map_err(|e| crate::StoreError::Corrupt(format!("membership lookup failed: {e}")))?;
+        if let Some(faults) = &self.faults {
+            faults.remember(&entry);
+        }
+        // A fill that raced a membership change (or was shared with an older request)
+        // is not believed: ask the database directly.
+        if !self.valid(key, &entry) {
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            self.entries.invalidate(&key).await;
+            return Ok(load().await?.0);
+        }
+        Ok(entry.role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> MemberKey {
+        MemberKey {
+            user: UserId::new_v7(),
+            camera: CameraId::new_v7(),
+        }
+    }
+
+    #[tokio::test]
+    async fn bump_invalidates_and_other_keys_never_answer() -> Result<()> {
+        let cache = MembershipCache::new(100, None);
+        let (a, b) = (key(), key());
+        let role = cache
+            .role(a, || async { Ok((Some(Role::Viewer), None)) })
+            .await?;
+        assert_eq!(role, Some(Role::Viewer));
+        // Cached: the loader is not consulted.
+        let again = cache.role(a, || async { Ok((None, None)) }).await?;
+        assert_eq!(again, Some(Role::Viewer));
+        cache.bump(a.camera);
+        let after = cache.role(a, || async { Ok((None, None)) }).await?;
+        assert_eq!(after, None);
+        let other = cache.role(b, || async { Ok((None, None)) }).await?;
+        assert_eq!(other, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_lying_cache_never_changes_an_answer() -> Result<()> {
+        let cache = MembershipCache::new(100, Some(Arc::new(Faults::new(7))));
+        let keys: Vec<MemberKey> = (0..20).map(|_| key()).collect();
+        for round in 0..30 {
+            for (i, k) in keys.iter().enumerate() {
+                let truth = (i % 3 == 0).then_some(Role::Viewer);
+                let got = cache.role(*k, || async move { Ok((truth, None)) }).await?;
+                assert_eq!(got, truth, "round {round}, key {i}");
+            }
+        }
+        assert!(cache.stats.rejected.load(Ordering::Relaxed) > 0);
+        Ok(())
+    }
+}
