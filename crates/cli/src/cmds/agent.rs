@@ -1,0 +1,126 @@
+//! `closedcircuit camera agent`: runs a camera. It pairs once with a claim code (or
+//! resumes from its state directory), then records events from a synthetic source or
+//! files, encrypts them to its content recipient, signs them and uploads them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cc_client::agent::{self, Agent, Pairing, StateDir, Upload};
+use cc_client::media::Source;
+use cc_core::EventId;
+
+use super::Global;
+use crate::output::say;
+
+const EXAMPLES: &str = "\
+The state directory keeps the device key and the pairing (never a key that decrypts:
+a camera can only encrypt). With it, the agent reconnects without a new claim.
+
+Examples:
+  closedcircuit camera agent --claim CC1-… --state-dir ./front-door --server http://192.168.1.10:8080
+  closedcircuit camera agent --state-dir ./front-door --events 3 --interval 1
+  closedcircuit camera agent --state-dir ./porch --source clip1.mp4 snapshot.jpg";
+
+/// Give up when this many events in a row were refused by the server.
+const MAX_REJECTED_IN_A_ROW: u32 = 10;
+
+#[derive(clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Claim code from `closedcircuit camera claim` (needed only the first time)
+    #[arg(long, env = "CLOSEDCIRCUIT_CLAIM", value_name = "CODE")]
+    claim: Option<String>,
+    /// Where the camera keeps its device key and pairing
+    #[arg(long, env = "CLOSEDCIRCUIT_STATE_DIR", value_name = "DIR")]
+    state_dir: PathBuf,
+    /// `synthetic` (generated media with a known marker) or image/video files to cycle through
+    #[arg(long, num_args = 1.., default_value = "synthetic", value_name = "synthetic|FILE")]
+    source: Vec<String>,
+    /// Stop after this many acknowledged events [default: run until Ctrl-C]
+    #[arg(long, value_name = "N")]
+    events: Option<u64>,
+    /// Seconds between events
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    interval: f64,
+}
+
+pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
+    let interval = Duration::try_from_secs_f64(args.interval)
+        .context("--interval must be a non-negative number of seconds")?;
+    tokio::select! {
+        result = record(global, &args, interval) => result,
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("cannot listen for Ctrl-C")?;
+            eprintln!("Stopped.");
+            Ok(())
+        }
+    }
+}
+
+async fn record(global: &Global, args: &Args, interval: Duration) -> anyhow::Result<()> {
+    let mut source = source(&args.source).await?;
+    let dir = StateDir::new(&args.state_dir);
+    let (mut state, device, pairing) = agent::pair_or_resume(
+        &dir,
+        args.claim.as_deref(),
+        global.server.as_deref(),
+        || say!("waiting for the owner to approve…"),
+    )
+    .await?;
+    match pairing {
+        Pairing::Paired => say!("Paired as camera {}", state.camera_id),
+        Pairing::Resumed => {
+            if args.claim.is_some() {
+                eprintln!("note: this camera is already paired; the claim code is not needed");
+            }
+            say!("Resuming as camera {} (already paired)", state.camera_id);
+        }
+    }
+    let camera = Agent::connect(&dir, &mut state, device).await?;
+    say!(
+        "Connected to {} as camera {}",
+        state.server,
+        camera.camera_id()
+    );
+
+    let mut acked = 0u64;
+    let mut rejected_in_a_row = 0u32;
+    for n in 0u64.. {
+        if args.events.is_some_and(|max| acked >= max) {
+            break;
+        }
+        if n > 0 {
+            tokio::time::sleep(interval).await;
+        }
+        let event_id = EventId::new_v7();
+        let kind = agent::kind_for(n);
+        let media = source.next(event_id).await?;
+        let sealed = camera.seal(event_id, kind, &media)?;
+        match camera.upload(event_id, &sealed).await? {
+            Upload::Acked(_) => {
+                acked += 1;
+                rejected_in_a_row = 0;
+                say!("event {event_id} ({kind}) acknowledged");
+            }
+            Upload::Rejected(e) => {
+                rejected_in_a_row += 1;
+                eprintln!("event {event_id} ({kind}) rejected: {e}; skipping it");
+                if rejected_in_a_row >= MAX_REJECTED_IN_A_ROW {
+                    bail!("the server rejected {rejected_in_a_row} events in a row; giving up");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn source(args: &[String]) -> anyhow::Result<Source> {
+    match args {
+        [only] if only == "synthetic" => Ok(Source::synthetic().await),
+        files if files.iter().any(|f| f == "synthetic") => {
+            bail!("--source takes either `synthetic` or a list of files, not both")
+        }
+        files => Ok(Source::files(files.iter().map(PathBuf::from).collect()).await?),
+    }
+}
