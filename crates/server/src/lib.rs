@@ -5,6 +5,7 @@
 //! problem responses; it never decrypts anything, and every camera route gets its data
 //! through a `cc_store::authz` proof.
 
+mod admission;
 mod error;
 mod extract;
 mod openapi;
@@ -25,6 +26,7 @@ use cc_store::{Store, StoreOptions};
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use admission::Limits;
 pub use error::ApiError;
 pub use state::AppState;
 
@@ -38,6 +40,8 @@ pub struct Config {
     pub session_ttl: chrono::Duration,
     /// Keys the decoy answers for unknown emails; loaded from the data directory.
     pub instance_secret: [u8; 32],
+    /// Admission control and bulkhead budgets.
+    pub limits: Limits,
     /// Seed of a membership cache that lies (tests and `storm --lying-cache` only).
     pub lying_cache: Option<u64>,
 }
@@ -50,6 +54,7 @@ impl Default for Config {
             session_ttl: chrono::Duration::days(30),
             instance_secret: [0; 32],
             lying_cache: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -74,12 +79,19 @@ pub enum ServeError {
 
 /// The whole HTTP surface, with the OpenAPI document at `/v1/openapi.json`.
 pub fn app(state: AppState) -> Router {
-    let (router, api) = OpenApiRouter::with_openapi(openapi::document())
+    let admission = state.admission.clone();
+    let viewers = OpenApiRouter::new()
         .merge(routes::accounts::routes())
         .merge(routes::cameras::routes())
         .merge(routes::events::routes())
-        .merge(routes::device::routes())
         .merge(routes::shares::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            admission.clone(),
+            admission::viewer_gate,
+        ));
+    let (router, api) = OpenApiRouter::with_openapi(openapi::document())
+        .merge(viewers)
+        .merge(routes::device::routes(admission))
         .split_for_parts();
     let api = std::sync::Arc::new(api);
     router

@@ -4,9 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cc_core::api::EventInfo;
+use cc_core::CameraId;
 use cc_store::Store;
 use tokio::sync::broadcast;
 
+use crate::admission::Admission;
 use crate::throttle::LoginThrottle;
 use crate::Config;
 
@@ -23,17 +25,24 @@ pub struct AppState {
     /// New events, fanned out to open streams; each subscriber re-checks access.
     pub notices: broadcast::Sender<EventInfo>,
     pub login_throttle: Arc<LoginThrottle>,
+    /// Cameras whose content key was rotated, for their device streams.
+    pub rotations: broadcast::Sender<CameraId>,
+    pub admission: Arc<Admission>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Config, staging: PathBuf) -> Self {
         let (notices, _) = broadcast::channel(NOTICE_BUFFER);
+        let (rotations, _) = broadcast::channel(NOTICE_BUFFER);
+        let admission = Arc::new(Admission::new(config.limits.clone()));
         Self {
             store,
             config: Arc::new(config),
             staging: Arc::new(staging),
             notices,
             login_throttle: Arc::default(),
+            rotations,
+            admission,
         }
     }
 }

@@ -279,3 +279,22 @@ pub async fn authenticate_device(store: &Store, token: &str) -> Result<Device> {
         epoch: rows::u32_col(&row, "epoch")?,
     })
 }
+
+impl Store {
+    /// Re-reads a device's record (after a rotation changed its epoch, or a removal
+    /// ended it).
+    pub async fn device_again(&self, device: &Device) -> Result<Device> {
+        let row = sqlx::query(
+            "SELECT device_key, epoch FROM cameras WHERE id = $1 AND device_token_hash IS NOT NULL",
+        )
+        .bind(device.camera.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::Unauthenticated)?;
+        Ok(Device {
+            camera: device.camera,
+            device_key: row.try_get("device_key")?,
+            epoch: rows::u32_col(&row, "epoch")?,
+        })
+    }
+}

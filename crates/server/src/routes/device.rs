@@ -1,8 +1,13 @@
 //! `/v1/device/…`: what cameras call. Pairing, connecting, and uploading events, which
 //! are acknowledged only once their blobs and row are durable (DESIGN I5).
 
+use std::convert::Infallible;
+use std::sync::Arc;
+
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cc_core::api::{
@@ -10,23 +15,33 @@ use cc_core::api::{
     MAX_CLIP_BYTES, MAX_THUMB_BYTES,
 };
 use cc_core::{EventId, PairingId};
+use cc_store::authz::Device;
 use cc_store::cameras::PairingPoll;
 use cc_store::events::Inserted;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::admission::{handshake_gate, upload_gate, Admission};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, DeviceAuth};
 use crate::state::AppState;
 use crate::upload;
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+/// Connects pass the handshake gate; pairing and uploads the upload gate; the
+/// long-lived stream is admitted by the connect that precedes it.
+pub fn routes(admission: Arc<Admission>) -> OpenApiRouter<AppState> {
+    let handshakes = OpenApiRouter::new()
+        .routes(routes!(connect))
+        .route_layer(from_fn_with_state(admission.clone(), handshake_gate));
+    let uploads = OpenApiRouter::new()
         .routes(routes!(present_pairing))
         .routes(routes!(poll_pairing))
-        .routes(routes!(connect))
         .routes(routes!(upload_event))
-        .layer(DefaultBodyLimit::max(upload::MAX_UPLOAD_BODY))
+        .route_layer(from_fn_with_state(admission, upload_gate))
+        .layer(DefaultBodyLimit::max(upload::MAX_UPLOAD_BODY));
+    handshakes.merge(uploads).routes(routes!(stream))
 }
 
 /// A camera presents a claim code (by hash), its device key and a MAC proving it holds
@@ -119,6 +134,54 @@ async fn upload_event(
         let _ = state.notices.send(info);
     }
     Ok(ack(event, inserted))
+}
+
+/// The camera's long-lived connection: a `config` event now (epoch and owner-signed
+/// certificate) and again whenever the owner rotates the content key.
+#[utoipa::path(get, path = "/v1/device/stream", tag = "device",
+    responses((status = 200, content_type = "text/event-stream", body = ConnectResponse), (status = 401, body = Problem)))]
+async fn stream(
+    State(state): State<AppState>,
+    DeviceAuth(device): DeviceAuth,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    state.store.touch_device(&device).await?;
+    let rotations = state.rotations.subscribe();
+    let first = config_event(&state, &device).await?;
+    let camera = device.camera();
+    let updates = futures_util::stream::unfold(
+        (rotations, state, device),
+        move |(mut rotations, state, device)| async move {
+            loop {
+                match rotations.recv().await {
+                    Ok(rotated) if rotated == camera => {}
+                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return None,
+                }
+                // Re-authenticate: the device's epoch changed, and it may have been removed.
+                let Ok(device) = state.store.device_again(&device).await else {
+                    return None;
+                };
+                if let Ok(event) = config_event(&state, &device).await {
+                    return Some((Ok(event), (rotations, state, device)));
+                }
+            }
+        },
+    );
+    let events = futures_util::stream::once(async move { Ok(first) }).chain(updates);
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+async fn config_event(state: &AppState, device: &Device) -> Result<Event, ApiError> {
+    let config = ConnectResponse {
+        camera_id: device.camera(),
+        epoch: device.epoch(),
+        certificate: state.store.current_certificate(device).await?,
+        server_time: chrono::Utc::now(),
+    };
+    Event::default()
+        .event("config")
+        .json_data(&config)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 fn internal(e: std::io::Error) -> ApiError {

@@ -138,6 +138,8 @@ async fn rotate(
 ) -> Result<StatusCode, ApiError> {
     let proof = authz::check::<Own>(&state.store, &auth.session, camera).await?;
     state.store.rotate(&proof, &req).await?;
+    // Connected cameras learn the new epoch on their stream; nobody listening is fine.
+    let _ = state.rotations.send(camera);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,4 +9,5 @@ mod one_door;
 mod openapi;
 mod sessions;
 mod sharing;
+mod storms;
 mod uploads;

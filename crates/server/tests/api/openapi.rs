@@ -37,6 +37,7 @@ async fn openapi_describes_every_route() -> TestResult {
         ("get", "/v1/device/pair/{pairing_id}"),
         ("post", "/v1/device/connect"),
         ("put", "/v1/device/events/{event_id}"),
+        ("get", "/v1/device/stream"),
         ("get", "/v1/sessions"),
         ("delete", "/v1/sessions/{session_id}"),
         ("post", "/v1/sessions/current/step-up"),
