@@ -80,6 +80,17 @@ impl StateDir {
         files::write_json(&self.state_path(), state)
     }
 
+    /// Explains a refused device token in terms of this state directory.
+    fn refused_token(&self, e: ClientError) -> ClientError {
+        if e.problem_code() == Some("unauthenticated") {
+            ClientError::DeviceTokenRefused {
+                state_dir: self.root.clone(),
+            }
+        } else {
+            e
+        }
+    }
+
     /// The device key, if one was made.
     fn load_device_key(&self) -> Result<Option<SigningKey>, ClientError> {
         let path = self.key_path();
@@ -302,6 +313,7 @@ pub enum Upload {
 /// A connected camera, ready to upload.
 pub struct Agent {
     api: Api,
+    dir: StateDir,
     camera_id: CameraId,
     device: SigningKey,
     recipient: Recipient,
@@ -322,7 +334,9 @@ impl Agent {
         let api = Api::new(&state.server, Some(state.device_token.clone()))?;
         let pinned =
             check_own_certificate(&state.certificate, state.camera_id, &device.verifying_key())?;
-        let connected = retry("connecting", Backoff::for_cameras(), || api.connect()).await?;
+        let connected = retry("connecting", Backoff::for_cameras(), || api.connect())
+            .await
+            .map_err(|e| dir.refused_token(e))?;
         if connected.camera_id != state.camera_id {
             return Err(ClientError::Invalid(format!(
                 "the server knows this device token as camera {}, not {}",
@@ -348,6 +362,7 @@ impl Agent {
             .map_err(|e| ClientError::PairingRefused(e.to_string()))?;
         Ok(Self {
             api,
+            dir: dir.clone(),
             camera_id: state.camera_id,
             device,
             recipient,
@@ -408,7 +423,7 @@ impl Agent {
         .await
         {
             Ok(ack) => Ok(Upload::Acked(ack)),
-            Err(e) if is_fatal(&e) => Err(e),
+            Err(e) if is_fatal(&e) => Err(self.dir.refused_token(e)),
             Err(e @ ClientError::Problem { .. }) => Ok(Upload::Rejected(e)),
             Err(e) => Err(e),
         }
@@ -476,6 +491,43 @@ mod tests {
         let mut swapped = paired(&owner, &device);
         swapped.camera_id = CameraId::new_v7();
         assert!(check_pairing(&code, &vk, &swapped).is_err());
+    }
+
+    #[test]
+    fn only_the_pinned_owners_current_certificate_is_used() -> Result<(), ClientError> {
+        let owner = UserKeys::generate();
+        let device = SigningKey::generate(&mut rand::rngs::OsRng);
+        let vk = device.verifying_key();
+        let first = paired(&owner, &device);
+        let pinned = first
+            .certificate
+            .peek()
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let at_epoch = |epoch: u32, signer: &UserKeys| {
+            let cert = CameraCertificate {
+                epoch,
+                content_recipient: Identity::generate().recipient().to_string(),
+                owner_key: cc_core::b64::encode(signer.verifying_key().as_bytes()),
+                ..pinned.clone()
+            };
+            SignedCertificate::sign(&cert, &signer.signing)
+        };
+        let ovk = owner.verifying_key();
+        assert!(check_current_certificate(&at_epoch(1, &owner), &ovk, &pinned, &vk, 1).is_ok());
+        let rotated = check_current_certificate(&at_epoch(2, &owner), &ovk, &pinned, &vk, 2)?;
+        assert_eq!(rotated.epoch, 2);
+        let impostor = UserKeys::generate();
+        assert!(check_current_certificate(&at_epoch(2, &impostor), &ovk, &pinned, &vk, 2).is_err());
+        assert!(check_current_certificate(&at_epoch(2, &owner), &ovk, &pinned, &vk, 3).is_err());
+        let newer = CameraCertificate {
+            epoch: 3,
+            ..pinned.clone()
+        };
+        assert!(
+            check_current_certificate(&at_epoch(2, &owner), &ovk, &newer, &vk, 2).is_err(),
+            "a server cannot roll a camera back to an older epoch"
+        );
+        Ok(())
     }
 
     #[test]

@@ -58,6 +58,11 @@ pub enum ClientError {
     /// Pairing from the camera's side failed a check against the claim code.
     #[error("pairing refused: {0}")]
     PairingRefused(String),
+    /// The server no longer accepts the camera's device token.
+    #[error(
+        "the server refuses this camera's device token (code unauthenticated): was the camera removed? To pair it again, delete {state_dir}/state.json and run the agent with a new claim code"
+    )]
+    DeviceTokenRefused { state_dir: PathBuf },
     #[error("camera {camera} cannot be trusted: {reason}")]
     UntrustedCamera { camera: CameraId, reason: String },
     #[error(

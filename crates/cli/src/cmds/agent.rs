@@ -15,7 +15,8 @@ use crate::output::say;
 
 const EXAMPLES: &str = "\
 The state directory keeps the device key and the pairing (never a key that decrypts:
-a camera can only encrypt). With it, the agent reconnects without a new claim.
+a camera can only encrypt). With it, the agent reconnects without a new claim, to
+the server it paired with unless --server says otherwise.
 
 Examples:
   closedcircuit camera agent --claim CC1-… --state-dir ./front-door --server http://192.168.1.10:8080
