@@ -9,27 +9,30 @@ use cc_client::ClientError;
 use chrono::{DateTime, Local, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// `println!` for results: when stdout is closed early (piped into `head`, say) the
-/// program ends quietly instead of panicking.
+/// `println!` for results that does not panic when stdout is closed early (piped into
+/// `head`, or a script that stopped reading after the line it wanted): the command
+/// carries on and finishes its work, which matters for `camera claim` completing a
+/// pairing after its reader went away.
 macro_rules! say {
-    () => {
-        $crate::output::write_line(format_args!(""))
-    };
-    ($($arg:tt)*) => {
-        $crate::output::write_line(format_args!($($arg)*))
-    };
+    () => {{
+        $crate::output::write_line(format_args!(""));
+    }};
+    ($($arg:tt)*) => {{
+        $crate::output::write_line(format_args!($($arg)*));
+    }};
 }
 pub(crate) use say;
 
-/// Writes one line to stdout; see [`say`].
-pub fn write_line(line: std::fmt::Arguments<'_>) {
+/// Writes and flushes one line to stdout; false when nobody reads it any more.
+pub fn write_line(line: std::fmt::Arguments<'_>) -> bool {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            tracing::warn!("cannot write the output: {e}");
+            false
         }
-        eprintln!("error: cannot write the output: {e}");
-        std::process::exit(1);
     }
 }
 

@@ -82,7 +82,7 @@ pub enum ClientError {
     },
     #[error("you have no camera {0} (code not_found)")]
     CameraNotFound(CameraId),
-    #[error("no camera of yours has event {0}")]
+    #[error("no camera of yours has event {0} (code not_found)")]
     EventNotFound(EventId),
     #[error("you have no key for epoch {epoch} of camera {camera}")]
     NoGrant { camera: CameraId, epoch: u32 },
@@ -104,7 +104,7 @@ impl ClientError {
     pub fn problem_code(&self) -> Option<&str> {
         match self {
             ClientError::Problem { code, .. } => Some(code),
-            ClientError::CameraNotFound(_) => Some("not_found"),
+            ClientError::CameraNotFound(_) | ClientError::EventNotFound(_) => Some("not_found"),
             _ => None,
         }
     }

@@ -34,7 +34,7 @@ pub struct Args {
 enum EventsCommand {
     /// List recent events of your cameras, newest first, each verified
     #[command(
-        after_help = "Examples:\n  closedcircuit events list\n  closedcircuit events list --camera 0190c6d2-… --since 3d --limit 100\n  closedcircuit events list --since 2024-05-01T08:00:00Z --json\n\nExits non-zero when an event does not verify (it is listed, marked NOT VERIFIED)."
+        after_help = "Examples:\n  closedcircuit events list\n  closedcircuit events list --camera 0190c6d2-… --since 3d --limit 100\n  closedcircuit events list --since 2024-05-01T08:00:00Z --json\n\nAn event that does not verify is listed marked NOT VERIFIED (\"verified\": false in JSON),\nwith the reason on stderr."
     )]
     List(ListArgs),
     /// Download, verify and decrypt one event's thumbnail and clip
@@ -141,9 +141,6 @@ async fn list(global: &Global, args: ListArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if !failed.is_empty() {
-        bail!("{} event(s) do not verify", failed.len());
-    }
     Ok(())
 }
 
@@ -225,7 +222,11 @@ async fn watch(global: &Global, args: WatchArgs) -> anyhow::Result<()> {
             WatchEvent::Connected => {
                 eprintln!("Reconnected; events during the gap are in `closedcircuit events list`.");
             }
-            WatchEvent::Event(view) => print_watched(&view, args.json)?,
+            WatchEvent::Event(view) => {
+                if !print_watched(&view, args.json)? {
+                    return Ok(());
+                }
+            }
             WatchEvent::Lagged(missed) => {
                 eprintln!(
                     "warning: {missed} event(s) were missed; see `closedcircuit events list`"
@@ -240,18 +241,18 @@ async fn watch(global: &Global, args: WatchArgs) -> anyhow::Result<()> {
     }
 }
 
-fn print_watched(view: &EventView, json: bool) -> anyhow::Result<()> {
-    if json {
-        say!("{}", serde_json::to_string(&event_json(view))?);
-        return Ok(());
-    }
-    let row = event_row(view);
-    say!("{}", row.join("  "));
+/// Prints one watched event; false when stdout is closed, which ends the watch.
+fn print_watched(view: &EventView, json: bool) -> anyhow::Result<bool> {
     if let Err(reason) = &view.verified {
         eprintln!(
             "warning: event {} from camera {} does not verify: {reason}",
             view.info.event_id, view.info.camera_id
         );
     }
-    Ok(())
+    let line = if json {
+        serde_json::to_string(&event_json(view))?
+    } else {
+        event_row(view).join("  ")
+    };
+    Ok(output::write_line(format_args!("{line}")))
 }
