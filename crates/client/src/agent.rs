@@ -370,6 +370,14 @@ impl Agent {
         })
     }
 
+    /// Connects again, e.g. after the owner rotated the content key (an upload refused
+    /// with `stale_epoch`), so the camera checks and adopts the new certificate.
+    pub async fn refresh(&mut self, state: &mut AgentState) -> Result<(), ClientError> {
+        let dir = self.dir.clone();
+        *self = Self::connect(&dir, state, self.device.clone()).await?;
+        Ok(())
+    }
+
     pub fn camera_id(&self) -> CameraId {
         self.camera_id
     }
@@ -410,7 +418,8 @@ impl Agent {
 
     /// Uploads a sealed event, retrying the very same bytes (uploads are idempotent on
     /// the event ID) while the network or the server fails. `Err` means the camera cannot
-    /// go on at all (its token was refused, its epoch is stale).
+    /// go on as it is: its token was refused, or its epoch is stale (code `stale_epoch`,
+    /// see [`Agent::refresh`]).
     pub async fn upload(
         &self,
         event_id: EventId,

@@ -46,12 +46,14 @@ pub struct EventUpload {
 }
 
 impl Api {
-    /// Checks the URL once, so every later request can simply append a path.
+    /// Checks the URL once, so every later request can simply append a path. Only
+    /// `http://` is accepted: the client is built without TLS to keep it small, and
+    /// refusing `https://` here beats a confusing failure at the first request.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
         let trimmed = base.trim().trim_end_matches('/');
         let url =
             reqwest::Url::parse(trimmed).map_err(|_| ClientError::BadServerUrl(base.to_owned()))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        if url.scheme() != "http" || url.host_str().is_none() {
             return Err(ClientError::BadServerUrl(base.to_owned()));
         }
         let http = reqwest::Client::builder()
@@ -391,6 +393,7 @@ mod tests {
         );
         assert!(Api::new("127.0.0.1:8080", None).is_err());
         assert!(Api::new("ftp://example.org", None).is_err());
+        assert!(Api::new("https://example.org", None).is_err());
         assert!(Api::new("not a url", None).is_err());
     }
 

@@ -27,7 +27,9 @@ pub enum ClientError {
     /// The server answered something that is not part of the API.
     #[error("unexpected answer from the server (HTTP {status}): {detail}")]
     Protocol { status: u16, detail: String },
-    #[error("the server URL {0:?} is not a valid http:// or https:// URL")]
+    #[error(
+        "the server URL {0:?} is not a valid http:// URL (this build speaks plain HTTP; reach an https:// server through a local TLS proxy)"
+    )]
     BadServerUrl(String),
     #[error("not logged in; run `closedcircuit account login --email EMAIL` first")]
     NotLoggedIn,

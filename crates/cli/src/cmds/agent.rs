@@ -78,7 +78,7 @@ async fn record(global: &Global, args: &Args, interval: Duration) -> anyhow::Res
             say!("Resuming as camera {} (already paired)", state.camera_id);
         }
     }
-    let camera = Agent::connect(&dir, &mut state, device).await?;
+    let mut camera = Agent::connect(&dir, &mut state, device).await?;
     say!(
         "Connected to {} as camera {}",
         state.server,
@@ -98,7 +98,16 @@ async fn record(global: &Global, args: &Args, interval: Duration) -> anyhow::Res
         let kind = agent::kind_for(n);
         let media = source.next(event_id).await?;
         let sealed = camera.seal(event_id, kind, &media)?;
-        match camera.upload(event_id, &sealed).await? {
+        let outcome = match camera.upload(event_id, &sealed).await {
+            Err(e) if e.problem_code() == Some("stale_epoch") => {
+                eprintln!("The owner rotated this camera's key; fetching the new certificate.");
+                camera.refresh(&mut state).await?;
+                let resealed = camera.seal(event_id, kind, &media)?;
+                camera.upload(event_id, &resealed).await?
+            }
+            other => other?,
+        };
+        match outcome {
             Upload::Acked(_) => {
                 acked += 1;
                 rejected_in_a_row = 0;
