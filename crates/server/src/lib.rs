@@ -61,19 +61,19 @@ impl Default for Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot use data directory {path}: {source}")]
+    #[error("cannot use data directory {path}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open the metadata store: {0}")]
+    #[error("cannot open the metadata store")]
     Store(#[from] cc_store::StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("server failed: {0}")]
+    #[error("server failed")]
     Io(#[from] std::io::Error),
 }
 
