@@ -15,6 +15,7 @@ mod state;
 mod throttle;
 mod upload;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -166,6 +167,8 @@ fn instance_secret(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
     Ok(secret)
 }
 
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs a node until Ctrl-C or SIGTERM.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     let listen = config.listen;
@@ -183,9 +186,23 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         state.config.data_dir.display()
     );
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let stopped = stop.clone();
+    let serving = axum::serve(listener, service)
+        .with_graceful_shutdown(async move { stopped.notified().await })
+        .into_future();
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => result?,
+        () = shutdown_signal() => {
+            stop.notify_one();
+            // Requests in flight finish; long-lived streams (which never do) are cut
+            // after a grace period, and their clients reconnect elsewhere.
+            if tokio::time::timeout(SHUTDOWN_GRACE, serving).await.is_err() {
+                tracing::info!("closed open streams after the shutdown grace period");
+            }
+        }
+    }
     Ok(())
 }
 
