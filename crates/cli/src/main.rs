@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmds::{account, camera, events, serve, Global};
+use cmds::{account, camera, events, serve, share, Global};
 
 const EXAMPLES: &str = "\
 Getting started:
@@ -21,6 +21,7 @@ Getting started:
   closedcircuit camera agent --claim CC1-… --state-dir ./front-door   (on the camera)
   closedcircuit events list
   closedcircuit events get EVENT_ID --out ./events
+  closedcircuit share invite --camera CAMERA_ID --email friend@example.org --role viewer
 
 Every command also works without a terminal: pass the password with --password-stdin
 or CLOSEDCIRCUIT_PASSWORD, and use --json for machine-readable output. Failures exit
@@ -46,6 +47,8 @@ enum Command {
     Camera(camera::Args),
     /// List, fetch and watch events, verified and decrypted on this machine
     Events(events::Args),
+    /// Share cameras with other people: invite, accept, list, revoke
+    Share(share::Args),
 }
 
 #[tokio::main]
@@ -57,6 +60,7 @@ async fn main() -> ExitCode {
         Command::Account(args) => account::run(&cli.global, args).await,
         Command::Camera(args) => camera::run(&cli.global, args).await,
         Command::Events(args) => events::run(&cli.global, args).await,
+        Command::Share(args) => share::run(&cli.global, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

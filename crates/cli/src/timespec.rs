@@ -1,5 +1,5 @@
-//! Times given on the command line: RFC 3339 (`2024-05-01T08:00:00Z`) or a span back
-//! from now (`90s`, `30m`, `2h`, `3d`, `1w`).
+//! Times given on the command line: RFC 3339 (`2024-05-01T08:00:00Z`) or a span from
+//! now (`90s`, `30m`, `2h`, `3d`, `1w`): back for `--since`, ahead for `--expires`.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -9,6 +9,21 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.with_timezone(&Utc));
     }
+    now.checked_sub_signed(parse_span(text)?)
+        .ok_or_else(|| invalid(text))
+}
+
+/// Parses `text` as an absolute time or as a span after `now`.
+pub fn parse_until(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    now.checked_add_signed(parse_span(text)?)
+        .ok_or_else(|| invalid(text))
+}
+
+fn parse_span(text: &str) -> Result<Duration, String> {
     let unit_at = text
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| invalid(text))?;
@@ -21,9 +36,8 @@ pub fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
         "d" => Duration::try_days(n),
         "w" => Duration::try_weeks(n),
         _ => None,
-    }
-    .ok_or_else(|| invalid(text))?;
-    now.checked_sub_signed(span).ok_or_else(|| invalid(text))
+    };
+    span.ok_or_else(|| invalid(text))
 }
 
 fn invalid(text: &str) -> String {
@@ -56,6 +70,12 @@ mod tests {
             "yesterday",
         ] {
             assert!(parse_since(bad, now).is_err(), "{bad:?} should be refused");
+            assert!(parse_until(bad, now).is_err(), "{bad:?} should be refused");
         }
+        assert_eq!(parse_until("2h", now), Ok(now + Duration::hours(2)));
+        assert_eq!(
+            parse_until(at, now).map(|t| t.to_rfc3339()),
+            Ok("2024-05-01T08:00:00+00:00".to_owned())
+        );
     }
 }

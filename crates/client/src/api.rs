@@ -5,13 +5,15 @@
 use std::time::Duration;
 
 use cc_core::api::{
-    CameraInfo, Claim, CompleteClaimRequest, ConnectResponse, CreateClaimRequest, EventInfo,
-    EventPage, EventQuery, Grant, LoginRequest, LoginResponse, Me, PairingRequest, PairingResult,
-    PairingStarted, PreloginRequest, PreloginResponse, Problem, RenameCameraRequest, SignupRequest,
-    SignupResponse, UploadAck,
+    AccessEntry, AccessQuery, CameraInfo, Claim, CompleteClaimRequest, ConnectResponse,
+    CreateClaimRequest, EventInfo, EventPage, EventQuery, Grant, Invitation, InviteRequest,
+    LoginRequest, LoginResponse, LookupQuery, Me, PairingRequest, PairingResult, PairingStarted,
+    PreloginRequest, PreloginResponse, Problem, RecoveryCodes, RenameCameraRequest, RotateRequest,
+    SecuritySettings, SessionInfo, ShareInfo, SignupRequest, SignupResponse, StepUpRequest,
+    TotpCode, TotpSetup, UploadAck, UserPublic,
 };
 use cc_core::manifest::SignedManifest;
-use cc_core::{CameraId, ClaimId, EventId, PairingId};
+use cc_core::{CameraId, ClaimId, EventId, PairingId, SessionId, UserId};
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -268,6 +270,111 @@ impl Api {
                 .header(ACCEPT, "text/event-stream"),
         )
         .await
+    }
+
+    /// Another account's public keys, by email.
+    pub async fn lookup_user(&self, email: &str) -> Result<UserPublic, ClientError> {
+        let query = LookupQuery {
+            email: email.to_owned(),
+        };
+        self.json(self.request(Method::GET, "/v1/users/lookup").query(&query))
+            .await
+    }
+
+    /// Members and pending invitations of a camera.
+    pub async fn shares(&self, camera: CameraId) -> Result<Vec<ShareInfo>, ClientError> {
+        let path = format!("/v1/cameras/{camera}/shares");
+        self.json(self.request(Method::GET, &path)).await
+    }
+
+    /// Invites a user to a camera, with grants already encrypted to them.
+    pub async fn invite(&self, camera: CameraId, req: &InviteRequest) -> Result<(), ClientError> {
+        let path = format!("/v1/cameras/{camera}/shares");
+        self.empty(self.request(Method::POST, &path).json(req))
+            .await
+    }
+
+    /// Removes a member, or withdraws an invitation.
+    pub async fn revoke_share(&self, camera: CameraId, user: UserId) -> Result<(), ClientError> {
+        let path = format!("/v1/cameras/{camera}/shares/{user}");
+        self.empty(self.request(Method::DELETE, &path)).await
+    }
+
+    /// Invitations addressed to the caller.
+    pub async fn invitations(&self) -> Result<Vec<Invitation>, ClientError> {
+        self.json(self.request(Method::GET, "/v1/invitations"))
+            .await
+    }
+
+    /// Accepts the invitation to a camera.
+    pub async fn accept_invitation(&self, camera: CameraId) -> Result<(), ClientError> {
+        let path = format!("/v1/invitations/{camera}/accept");
+        self.empty(self.request(Method::POST, &path)).await
+    }
+
+    /// Moves a camera to its next content-key epoch (owner only).
+    pub async fn rotate(&self, camera: CameraId, req: &RotateRequest) -> Result<(), ClientError> {
+        let path = format!("/v1/cameras/{camera}/rotate");
+        self.empty(self.request(Method::POST, &path).json(req))
+            .await
+    }
+
+    /// Who read what from a camera, and when (owner and admins).
+    pub async fn access_log(
+        &self,
+        camera: CameraId,
+        query: &AccessQuery,
+    ) -> Result<Vec<AccessEntry>, ClientError> {
+        let path = format!("/v1/cameras/{camera}/access-log");
+        self.json(self.request(Method::GET, &path).query(query))
+            .await
+    }
+
+    /// The sessions of the caller's account.
+    pub async fn sessions(&self) -> Result<Vec<SessionInfo>, ClientError> {
+        self.json(self.request(Method::GET, "/v1/sessions")).await
+    }
+
+    /// Ends one session of the caller's account.
+    pub async fn revoke_session(&self, session: SessionId) -> Result<(), ClientError> {
+        let path = format!("/v1/sessions/{session}");
+        self.empty(self.request(Method::DELETE, &path)).await
+    }
+
+    /// Proves presence again on this session (password-derived key or TOTP code).
+    pub async fn step_up(&self, req: &StepUpRequest) -> Result<(), ClientError> {
+        self.empty(
+            self.request(Method::POST, "/v1/sessions/current/step-up")
+                .json(req),
+        )
+        .await
+    }
+
+    /// Starts two-factor setup.
+    pub async fn totp_setup(&self) -> Result<TotpSetup, ClientError> {
+        self.json(self.request(Method::POST, "/v1/me/2fa/setup"))
+            .await
+    }
+
+    /// Turns two-factor login on with a first code; returns the recovery codes.
+    pub async fn totp_enable(&self, req: &TotpCode) -> Result<RecoveryCodes, ClientError> {
+        self.json(self.request(Method::POST, "/v1/me/2fa/enable").json(req))
+            .await
+    }
+
+    /// The account's security settings.
+    pub async fn security(&self) -> Result<SecuritySettings, ClientError> {
+        self.json(self.request(Method::GET, "/v1/me/security"))
+            .await
+    }
+
+    /// Changes the account's security settings.
+    pub async fn set_security(
+        &self,
+        req: &SecuritySettings,
+    ) -> Result<SecuritySettings, ClientError> {
+        self.json(self.request(Method::PUT, "/v1/me/security").json(req))
+            .await
     }
 
     /// A camera presents a claim code (by hash) with its device key and proof.

@@ -3,7 +3,8 @@
 //! material and ciphertext.
 //!
 //! Users: [`account`] (sign-up, login), [`claims`] (pairing a camera), [`cameras`],
-//! [`events`] (verified listing and opening), [`watch`] (live notices). Cameras:
+//! [`events`] (verified listing and opening), [`sharing`] (invitations, members, key
+//! rotation), [`watch`] (live notices). Cameras:
 //! [`agent`] with its [`media`] sources. Underneath: [`api`] (HTTP), [`profile`] and
 //! [`files`] (private local state), [`trust`] (whose keys to believe), [`keyring`]
 //! (camera content keys), [`sse`] and [`backoff`].
@@ -20,6 +21,7 @@ pub mod files;
 pub mod keyring;
 pub mod media;
 pub mod profile;
+pub mod sharing;
 pub mod sse;
 pub mod trust;
 pub mod watch;

@@ -42,6 +42,12 @@ impl Pins {
         Ok(())
     }
 
+    /// Pins `owner_key` for `camera` (as when accepting an invitation); refuses a key
+    /// different from one pinned earlier.
+    pub fn pin(&mut self, camera: CameraId, owner_key: &str) -> Result<(), ClientError> {
+        self.owner_key(camera, owner_key).map(drop)
+    }
+
     /// The owner key to trust for `camera`: pinned on first sight, then held to.
     fn owner_key(&mut self, camera: CameraId, presented: &str) -> Result<String, ClientError> {
         match self.keys.get(&camera) {

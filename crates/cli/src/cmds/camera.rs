@@ -8,6 +8,7 @@ use anyhow::bail;
 use cc_client::cameras::{self, CameraView};
 use cc_client::claims::{self, ClaimProgress};
 use cc_client::keyring::Keyring;
+use cc_client::sharing;
 use cc_client::Session;
 use cc_core::keys::fingerprint;
 use cc_core::CameraId;
@@ -48,7 +49,8 @@ enum CameraCommand {
     /// Make a claim code for a new camera and wait for it to pair
     #[command(after_help = CLAIM_HELP)]
     Claim(ClaimArgs),
-    /// List your cameras (and finish pairings started with --no-wait)
+    /// List your cameras (finishing pairings started with --no-wait, and moving cameras
+    /// someone left to a new content key)
     #[command(
         after_help = "Examples:\n  closedcircuit camera list\n  closedcircuit camera list --json"
     )]
@@ -182,6 +184,18 @@ async fn list(global: &Global, args: ListArgs) -> anyhow::Result<()> {
     }
     for (claim, e) in &tidied.refused {
         eprintln!("warning: claim {claim} withdrawn: {e}");
+    }
+    for rotation in sharing::rotate_pending(&session).await? {
+        match rotation.result {
+            Ok(epoch) => eprintln!(
+                "note: someone left camera {} since its key last changed; it now uses a new content key (epoch {epoch}) they never get",
+                rotation.camera
+            ),
+            Err(e) => eprintln!(
+                "warning: camera {} needs a new content key because someone left it, but the rotation failed: {e}",
+                rotation.camera
+            ),
+        }
     }
     let views = cameras::list(&session, &mut Keyring::new(), None).await?;
     if args.json {

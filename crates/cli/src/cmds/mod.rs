@@ -5,6 +5,7 @@ pub mod agent;
 pub mod camera;
 pub mod events;
 pub mod serve;
+pub mod share;
 
 use std::path::PathBuf;
 
