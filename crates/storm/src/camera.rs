@@ -1,0 +1,169 @@
+//! A simulated camera in the storm: connect (backing off with full jitter when told to
+//! retry), then upload its events, retrying each with the same event ID until acked.
+
+use std::time::{Duration, Instant};
+
+use cc_core::manifest::{sha256_hex, EventKind, Manifest, SignedManifest};
+use cc_core::{CameraId, EventId};
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+
+use crate::household::SimCamera;
+use crate::http::{Http, Reply};
+use crate::stats::Counters;
+use crate::StormError;
+
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(10);
+
+/// Sleep before attempt `n` (0-based): uniform in [0, min(cap, base * 2^n)], and never
+/// less than what the server asked for in `Retry-After`.
+pub fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_CAP);
+    let jittered = rand::thread_rng().gen_range(Duration::ZERO..=ceiling);
+    jittered.max(Duration::from_secs(retry_after.unwrap_or(0)))
+}
+
+/// Whether an answer means "try again later" rather than "no".
+fn retryable(reply: &Reply) -> bool {
+    reply.status.is_server_error() || reply.status == StatusCode::TOO_MANY_REQUESTS
+}
+
+fn count(counters: &Counters, reply: &Reply) {
+    if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+        counters.add_503();
+    } else if reply.status.is_server_error() {
+        counters.add_5xx();
+    }
+}
+
+/// Connects; returns when connected, with how long it took.
+pub async fn connect(
+    http: &Http,
+    camera: &SimCamera,
+    counters: &Counters,
+) -> Result<Duration, StormError> {
+    let start = Instant::now();
+    let mut attempt = 0;
+    loop {
+        let reply = match http
+            .send::<()>(
+                Method::POST,
+                "/v1/device/connect",
+                Some(&camera.token),
+                None,
+            )
+            .await
+        {
+            Ok(reply) => reply,
+            Err(_) => {
+                tokio::time::sleep(backoff(attempt, None)).await;
+                attempt += 1;
+                continue;
+            }
+        };
+        count(counters, &reply);
+        if reply.status.is_success() {
+            return Ok(start.elapsed());
+        }
+        if !retryable(&reply) {
+            return Err(StormError::Status {
+                what: "connect".into(),
+                status: reply.status.as_u16(),
+                body: String::from_utf8_lossy(&reply.body).into_owned(),
+            });
+        }
+        tokio::time::sleep(backoff(attempt, reply.retry_after)).await;
+        attempt += 1;
+    }
+}
+
+/// Synthetic media for one event; the plaintext carries the camera and event IDs so
+/// the oracle can tell whose it is after decrypting.
+pub fn plaintext(camera: CameraId, event: EventId, what: &str) -> Vec<u8> {
+    format!("storm {what} of camera {camera} event {event}").into_bytes()
+}
+
+/// Uploads one event until acknowledged.
+pub async fn upload(
+    http: &Http,
+    camera: &SimCamera,
+    counters: &Counters,
+) -> Result<EventId, StormError> {
+    let event = EventId::new_v7();
+    let crypto = |e: cc_core::envelope::EnvelopeError| StormError::Protocol(e.to_string());
+    let recipient = camera.content.recipient();
+    let thumb = recipient
+        .encrypt(&plaintext(camera.camera_id, event, "thumb"))
+        .map_err(crypto)?;
+    let clip = recipient
+        .encrypt(&plaintext(camera.camera_id, event, "clip"))
+        .map_err(crypto)?;
+    let manifest = Manifest {
+        v: 1,
+        camera_id: camera.camera_id,
+        event_id: event,
+        epoch: 1,
+        kind: EventKind::ALL[rand::thread_rng().gen_range(0..3)],
+        started_at: chrono::Utc::now(),
+        duration_ms: 1000,
+        thumb_sha256: sha256_hex(&thumb),
+        thumb_size: thumb.len() as u64,
+        clip_sha256: sha256_hex(&clip),
+        clip_size: clip.len() as u64,
+    };
+    let signed = serde_json::to_vec(&SignedManifest::sign(&manifest, &camera.device))
+        .map_err(|e| StormError::Protocol(e.to_string()))?;
+    let mut attempt = 0;
+    loop {
+        let form = reqwest::multipart::Form::new()
+            .part("manifest", reqwest::multipart::Part::bytes(signed.clone()))
+            .part("thumb", reqwest::multipart::Part::bytes(thumb.clone()))
+            .part("clip", reqwest::multipart::Part::bytes(clip.clone()));
+        let sent = http
+            .client
+            .put(format!("{}/v1/device/events/{event}", http.base))
+            .bearer_auth(&camera.token)
+            .multipart(form)
+            .send()
+            .await;
+        let reply = match sent {
+            Ok(response) => Http::reply(response).await?,
+            Err(_) => {
+                tokio::time::sleep(backoff(attempt, None)).await;
+                attempt += 1;
+                continue;
+            }
+        };
+        count(counters, &reply);
+        if reply.status.is_success() {
+            return Ok(event);
+        }
+        if !retryable(&reply) {
+            return Err(StormError::Status {
+                what: "upload".into(),
+                status: reply.status.as_u16(),
+                body: String::from_utf8_lossy(&reply.body).into_owned(),
+            });
+        }
+        tokio::time::sleep(backoff(attempt, reply.retry_after)).await;
+        attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_within_its_ceiling_and_honours_retry_after() {
+        for attempt in 0..30 {
+            let d = backoff(attempt, None);
+            assert!(d <= BACKOFF_CAP);
+            assert!(d <= BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16)));
+            assert!(backoff(attempt, Some(3)) >= Duration::from_secs(3));
+        }
+    }
+}
