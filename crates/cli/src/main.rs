@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmds::{account, camera, events, serve, share, Global};
+use cmds::{account, admin, audit, camera, events, serve, share, Global};
 
 const EXAMPLES: &str = "\
 Getting started:
@@ -49,6 +49,10 @@ enum Command {
     Events(events::Args),
     /// Share cameras with other people: invite, accept, list, revoke
     Share(share::Args),
+    /// Show who read what from a camera, and when (owners and admins)
+    Audit(audit::Args),
+    /// Operator commands, run on the server host against its data directory
+    Admin(admin::Args),
 }
 
 #[tokio::main]
@@ -61,6 +65,8 @@ async fn main() -> ExitCode {
         Command::Camera(args) => camera::run(&cli.global, args).await,
         Command::Events(args) => events::run(&cli.global, args).await,
         Command::Share(args) => share::run(&cli.global, args).await,
+        Command::Audit(args) => audit::run(&cli.global, args).await,
+        Command::Admin(args) => admin::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
 //! One module per command group, each with its clap `Args` and a `run` function.
 
 pub mod account;
+pub mod admin;
 pub mod agent;
+pub mod audit;
 pub mod camera;
 pub mod events;
 pub mod serve;

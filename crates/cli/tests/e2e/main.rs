@@ -2,6 +2,7 @@
 //! they do it.
 
 mod harness;
+mod sharing;
 
 use std::io::Read;
 use std::str::FromStr;
