@@ -108,6 +108,22 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Draws `text` as a QR code on the terminal (light modules on dark, for dark terminals
+/// and light ones alike); a text too long for a QR code is only logged.
+pub fn print_qr(text: &str) {
+    use qrcode::render::unicode::Dense1x2;
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(qr) => say!(
+            "{}",
+            qr.render::<Dense1x2>()
+                .dark_color(Dense1x2::Light)
+                .light_color(Dense1x2::Dark)
+                .build()
+        ),
+        Err(e) => tracing::warn!("cannot draw a QR code: {e}"),
+    }
+}
+
 /// A spinner on stderr while waiting, or nothing when stderr is not a terminal.
 pub fn spinner(message: &str) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {

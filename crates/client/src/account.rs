@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use cc_core::api::{LoginRequest, Me, PreloginRequest, SignupRequest};
+use cc_core::api::{LoginRequest, Me, PreloginRequest, SignupRequest, StepUpRequest};
 use cc_core::keys::{
     derive_password_keys, fingerprint, random_salt, KdfParams, PasswordKeys, RecoveryKey, UserKeys,
 };
@@ -113,6 +113,41 @@ pub async fn logout(session: &Session, everywhere: bool) -> Result<(), ClientErr
         Err(e) => return Err(e),
     }
     session.dir.forget()
+}
+
+/// Proves presence again on this session, for accounts that require a fresh check
+/// before event video plays: with a TOTP code when given, else with the password (its
+/// derived auth key, as at login; the password itself never leaves this machine).
+pub async fn step_up(
+    session: &Session,
+    password: Option<&str>,
+    totp: Option<&str>,
+) -> Result<(), ClientError> {
+    let request = match (totp, password) {
+        (Some(code), _) => StepUpRequest {
+            auth_key: None,
+            totp: Some(code.trim().to_owned()),
+        },
+        (None, Some(password)) => {
+            let pre = session
+                .api
+                .prelogin(&PreloginRequest {
+                    email: session.profile.email.clone(),
+                })
+                .await?;
+            let derived = derive(password, &pre.salt, pre.kdf).await?;
+            StepUpRequest {
+                auth_key: Some(derived.auth_key.to_vec()),
+                totp: None,
+            }
+        }
+        (None, None) => {
+            return Err(ClientError::Invalid(
+                "step-up needs the password or an authenticator code".to_owned(),
+            ))
+        }
+    };
+    session.api.step_up(&request).await
 }
 
 /// Who the server says we are, checked against the keys we hold.

@@ -1,13 +1,17 @@
-//! `closedcircuit account …`: sign-up, login, logout, who am I, and exporting the age
-//! identity for auditing with the standard `age` tool.
+//! `closedcircuit account …`: sign-up, login, logout, who am I, exporting the age
+//! identity for auditing with the standard `age` tool, sessions, two-factor login,
+//! step-up and security settings.
 
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use cc_client::account;
 use cc_client::api::Api;
 use cc_client::profile::resolve_server;
-use clap::Subcommand;
+use cc_core::api::{SecuritySettings, TotpCode};
+use cc_core::SessionId;
+use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::Global;
@@ -21,6 +25,9 @@ Examples:
   closedcircuit account whoami
   closedcircuit account export-identity --out ~/closedcircuit-identity.txt
   closedcircuit account logout --everywhere
+  closedcircuit account sessions
+  closedcircuit account 2fa enable
+  closedcircuit account security --require-step-up on
 
 Your password never leaves this machine: it is stretched (Argon2id) into a key that
 unlocks your private keys, and a separate proof for the server.";
@@ -53,6 +60,95 @@ enum AccountCommand {
         after_help = "Example:\n  closedcircuit account export-identity --out me.txt\n  closedcircuit events get EVENT_ID --raw --out ./audit\n  age -d -i me.txt ./audit/EVENT_ID/grant.age > content-key.txt\n  age -d -i content-key.txt ./audit/EVENT_ID/clip.age > clip.mp4"
     )]
     ExportIdentity(ExportArgs),
+    /// List your account's sessions, or end one
+    #[command(
+        after_help = "Examples:\n  closedcircuit account sessions\n  closedcircuit account sessions --json\n  closedcircuit account sessions revoke 0190c6d2-…"
+    )]
+    Sessions(SessionsArgs),
+    /// Two-factor login with an authenticator app
+    #[command(
+        name = "2fa",
+        after_help = "Example:\n  closedcircuit account 2fa enable"
+    )]
+    TwoFactor(TwoFactorArgs),
+    /// Verify again on this session (password or authenticator code) so video plays
+    #[command(
+        after_help = "Examples:\n  closedcircuit account step-up                (asks for the password)\n  closedcircuit account step-up --totp 123456"
+    )]
+    StepUp(StepUpArgs),
+    /// Show or change security settings
+    #[command(
+        after_help = "Examples:\n  closedcircuit account security\n  closedcircuit account security --require-step-up on"
+    )]
+    Security(SecurityArgs),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SessionsArgs {
+    #[command(subcommand)]
+    command: Option<SessionsCommand>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// End one session (log that device out)
+    #[command(after_help = "Example:\n  closedcircuit account sessions revoke 0190c6d2-…")]
+    Revoke {
+        /// The session's ID, from `closedcircuit account sessions`
+        session_id: SessionId,
+    },
+}
+
+#[derive(clap::Args)]
+struct TwoFactorArgs {
+    #[command(subcommand)]
+    command: TwoFactorCommand,
+}
+
+#[derive(Subcommand)]
+enum TwoFactorCommand {
+    /// Turn on two-factor login: add the secret to your app, then confirm with a code
+    #[command(
+        after_help = "Examples:\n  closedcircuit account 2fa enable\n  closedcircuit account 2fa enable --code 123456   (after adding the secret from an earlier run)"
+    )]
+    Enable(EnableArgs),
+}
+
+#[derive(clap::Args)]
+struct EnableArgs {
+    /// The authenticator's current code, to confirm a secret an earlier run showed
+    /// (without it, a new secret is made and the code asked for on the terminal)
+    #[arg(long, value_name = "CODE")]
+    code: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct StepUpArgs {
+    /// Use this authenticator code instead of the password
+    #[arg(long, value_name = "CODE")]
+    totp: Option<String>,
+    #[command(flatten)]
+    password: PasswordArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(clap::Args)]
+struct SecurityArgs {
+    /// Require a fresh password or authenticator check on a session before video plays
+    #[arg(long, value_enum, value_name = "on|off")]
+    require_step_up: Option<OnOff>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -100,6 +196,7 @@ struct ExportArgs {
     force: bool,
 }
 
+/// Runs an `account` subcommand.
 pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
     match args.command {
         AccountCommand::Signup(args) => signup(global, args).await,
@@ -107,6 +204,12 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
         AccountCommand::Logout(args) => logout(global, args).await,
         AccountCommand::Whoami(args) => whoami(global, args).await,
         AccountCommand::ExportIdentity(args) => export_identity(global, args),
+        AccountCommand::Sessions(args) => sessions(global, args).await,
+        AccountCommand::TwoFactor(args) => match args.command {
+            TwoFactorCommand::Enable(args) => enable_2fa(global, args).await,
+        },
+        AccountCommand::StepUp(args) => step_up(global, args).await,
+        AccountCommand::Security(args) => security(global, args).await,
     }
 }
 
@@ -193,5 +296,129 @@ fn export_identity(global: &Global, args: ExportArgs) -> anyhow::Result<()> {
         "Wrote your age identity to {} (readable by you only). Anyone holding it can read your cameras.",
         args.out.display()
     );
+    Ok(())
+}
+
+async fn sessions(global: &Global, args: SessionsArgs) -> anyhow::Result<()> {
+    let session = global.session()?;
+    if let Some(SessionsCommand::Revoke { session_id }) = args.command {
+        session.api.revoke_session(session_id).await?;
+        if session_id == session.profile.session_id {
+            session.dir.forget()?;
+            say!("Ended session {session_id}, this one; the keys on this machine are deleted.");
+        } else {
+            say!("Ended session {session_id}.");
+        }
+        return Ok(());
+    }
+    let list = session.api.sessions().await?;
+    if args.json {
+        return output::print_json(&list);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            vec![
+                format!("{}{}", s.session_id, if s.current { " *" } else { "" }),
+                s.client.clone(),
+                s.ip.clone(),
+                output::local_time(s.created_at),
+                output::local_time(s.last_seen_at),
+                output::local_time(s.expires_at),
+            ]
+        })
+        .collect();
+    output::print_table(
+        &["SESSION", "CLIENT", "IP", "CREATED", "LAST SEEN", "EXPIRES"],
+        &rows,
+    );
+    say!("* this session. End another with `closedcircuit account sessions revoke SESSION_ID`.");
+    Ok(())
+}
+
+async fn enable_2fa(global: &Global, args: EnableArgs) -> anyhow::Result<()> {
+    let session = global.session()?;
+    let code = match args.code {
+        Some(code) => code,
+        None => {
+            let setup = session.api.totp_setup().await?;
+            say!("Add this account to your authenticator app: scan the code, or type the secret.");
+            output::print_qr(&setup.otpauth_url);
+            say!("Secret: {}", setup.secret);
+            prompt_code()?
+        }
+    };
+    let codes = session
+        .api
+        .totp_enable(&TotpCode {
+            code: code.trim().to_owned(),
+        })
+        .await?;
+    say!("Two-factor login is on. Logging in now also needs a code from your app.");
+    say!();
+    say!("Recovery codes (each works once in place of a code):");
+    for code in &codes.codes {
+        say!("  {code}");
+    }
+    say!();
+    say!("WARNING: these codes are shown only this once. Keep them somewhere safe.");
+    Ok(())
+}
+
+/// Asks for the authenticator's code on the terminal.
+fn prompt_code() -> anyhow::Result<String> {
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to ask for the code; add the secret above to your authenticator app, then run again with --code CODE");
+    }
+    eprint!("Code from your authenticator app: ");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the code")?;
+    let code = line.trim().to_owned();
+    if code.is_empty() {
+        bail!("no code given; two-factor login is not on");
+    }
+    Ok(code)
+}
+
+async fn step_up(global: &Global, args: StepUpArgs) -> anyhow::Result<()> {
+    let session = global.session()?;
+    match args.totp.as_deref() {
+        Some(code) => account::step_up(&session, None, Some(code)).await?,
+        None => {
+            let password = password::read(&args.password, false)?;
+            account::step_up(&session, Some(&password), None).await?;
+        }
+    }
+    say!("Verified again; video plays on this session.");
+    Ok(())
+}
+
+async fn security(global: &Global, args: SecurityArgs) -> anyhow::Result<()> {
+    let session = global.session()?;
+    let settings = match args.require_step_up {
+        Some(choice) => {
+            let current = session.api.security().await?;
+            session
+                .api
+                .set_security(&SecuritySettings {
+                    require_step_up: matches!(choice, OnOff::On),
+                    totp_enabled: current.totp_enabled,
+                })
+                .await?
+        }
+        None => session.api.security().await?,
+    };
+    if args.json {
+        return output::print_json(&settings);
+    }
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    say!(
+        "Step-up before video:  {}",
+        on_off(settings.require_step_up)
+    );
+    say!("Two-factor login:      {}", on_off(settings.totp_enabled));
     Ok(())
 }

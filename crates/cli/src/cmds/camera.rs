@@ -13,8 +13,6 @@ use cc_client::Session;
 use cc_core::keys::fingerprint;
 use cc_core::CameraId;
 use clap::Subcommand;
-use qrcode::render::unicode::Dense1x2;
-use qrcode::QrCode;
 use serde_json::json;
 
 use super::{agent, Global};
@@ -116,16 +114,7 @@ async fn claim(global: &Global, args: ClaimArgs) -> anyhow::Result<()> {
     let started = claims::start(&session, &args.name).await?;
     let code = started.code.text();
     say!("Claim code: {code}");
-    match QrCode::new(code.as_bytes()) {
-        Ok(qr) => say!(
-            "{}",
-            qr.render::<Dense1x2>()
-                .dark_color(Dense1x2::Light)
-                .light_color(Dense1x2::Dark)
-                .build()
-        ),
-        Err(e) => tracing::warn!("cannot draw the claim code as a QR code: {e}"),
-    }
+    output::print_qr(&code);
     say!(
         "Run on the camera: closedcircuit camera agent --claim {code} --state-dir DIR --server {}",
         session.api.base()
