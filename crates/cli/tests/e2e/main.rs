@@ -1,6 +1,7 @@
 //! End to end through the real binary: what a new user does, and what must hold while
 //! they do it.
 
+mod account;
 mod harness;
 mod sharing;
 
