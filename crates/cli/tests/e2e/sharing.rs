@@ -124,3 +124,79 @@ fn phrase_in(text: &str) -> Option<String> {
         })
         .map(str::to_owned)
 }
+
+#[test]
+fn an_admins_revocation_is_rotated_by_the_owners_next_camera_list() -> TestResult {
+    let root = tempfile::tempdir()?;
+    let server = Server::start(root.path())?;
+    let alice = User::signup(root.path(), &server, "alice@example.com")?;
+    let bob = User::signup(root.path(), &server, "bob@example.com")?;
+    let dave = User::signup(root.path(), &server, "dave@example.com")?;
+    let (camera, _) = alice.pair_camera("Yard", &root.path().join("yard"), 1)?;
+
+    let invite = |by: &User, to: &User, role: &str| {
+        by.ok(&[
+            "share", "invite", "--camera", &camera, "--email", &to.email, "--role", role,
+        ])
+    };
+    invite(&alice, &bob, "admin")?;
+    bob.ok(&["share", "accept"])?;
+    invite(&bob, &dave, "viewer")?;
+    dave.ok(&["share", "accept"])?;
+    assert_eq!(dave.json(&["camera", "list"])?[0]["name"], "Yard");
+
+    // Bob (an admin, not the owner) removes Dave: access ends, rotation waits for Alice.
+    let revoked = bob.ok(&[
+        "share",
+        "revoke",
+        "--camera",
+        &camera,
+        "--email",
+        &dave.email,
+    ])?;
+    assert!(revoked.contains("dave@example.com can no longer see this camera"));
+    assert!(!dave
+        .run(&["events", "list", "--camera", &camera])?
+        .status
+        .success());
+    let listed = alice.command(&["camera", "list", "--json"]).output()?;
+    assert!(listed.status.success());
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("new content key"));
+    let cameras: serde_json::Value = serde_json::from_slice(&listed.stdout)?;
+    assert_eq!(cameras[0]["epoch"], 2);
+    // Bob, still a member, got the new key: the name (sealed to epoch 2) opens for him.
+    assert_eq!(bob.json(&["camera", "list"])?[0]["name"], "Yard");
+
+    // Nobody read anything as a non-member; then a tampered log entry is caught.
+    let data_dir = server.data_dir.to_string_lossy().into_owned();
+    let report = alice.json(&[
+        "admin",
+        "breach-report",
+        "--since",
+        "1h",
+        "--until",
+        "0s",
+        "--data-dir",
+        &data_dir,
+    ])?;
+    assert_eq!(report, serde_json::json!([]));
+    alice.ok(&["admin", "audit-verify", "--data-dir", &data_dir])?;
+    let db = format!("sqlite://{}", server.data_dir.join("metadata.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            use sqlx::Connection;
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&db).await?;
+            sqlx::query("UPDATE access_log SET ip = '203.0.113.9' WHERE seq = 1")
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+    let broken = alice.run(&["admin", "audit-verify", "--data-dir", &data_dir])?;
+    assert!(!broken.status.success());
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("BROKEN at entry 1"));
+    Ok(())
+}
