@@ -157,8 +157,10 @@ pub async fn shares(session: &Session, camera: CameraId) -> Result<Vec<ShareInfo
 /// The outcome of removing someone from a camera.
 pub struct Revoked {
     pub user: UserPublic,
-    /// The new epoch, when the caller owns the camera and rotated it at once.
-    pub rotated_to: Option<u32>,
+    /// When the caller owns the camera: the rotation to a new content key, with the new
+    /// epoch. The removal itself stands even when the rotation failed (`camera list`
+    /// tries again).
+    pub rotation: Option<Result<u32, ClientError>>,
 }
 
 /// Removes `email` from `camera`; the owner's client then rotates the content key.
@@ -178,12 +180,12 @@ pub async fn revoke(
         .camera(camera)
         .await
         .map_err(|e| e.about_camera(camera))?;
-    let rotated_to = if info.role == Role::Owner {
-        Some(rotate(session, &info).await?)
+    let rotation = if info.role == Role::Owner {
+        Some(rotate(session, &info).await)
     } else {
         None
     };
-    Ok(Revoked { user, rotated_to })
+    Ok(Revoked { user, rotation })
 }
 
 /// Rotates an owned camera to a new content key: a certificate for the next epoch signed

@@ -366,10 +366,16 @@ async fn revoke(global: &Global, args: RevokeArgs) -> anyhow::Result<()> {
     let session = global.session()?;
     let revoked = sharing::revoke(&session, args.camera, &args.email).await?;
     let name = &revoked.user.email;
-    match revoked.rotated_to {
-        Some(epoch) => {
+    match revoked.rotation {
+        Some(Ok(epoch)) => {
             say!("{name} can no longer see this camera. Events from now on use a new key they never get; copies they already made stay readable to them.");
             say!("(Camera {} is now at key epoch {epoch}.)", args.camera);
+        }
+        Some(Err(e)) => {
+            say!("{name} can no longer see this camera.");
+            return Err(anyhow::Error::new(e).context(
+                "moving the camera to a new key failed; `closedcircuit camera list` tries again",
+            ));
         }
         None => {
             say!("{name} can no longer see this camera. Its owner's client moves it to a new key they never get the next time the owner runs `closedcircuit camera list`; copies they already made stay readable to them.");
