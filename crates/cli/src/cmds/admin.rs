@@ -16,7 +16,7 @@ use crate::timespec::parse_since;
 
 const EXAMPLES: &str = "\
 Examples (on the server host):
-  closedcircuit admin audit-verify --data-dir /var/lib/closedcircuit
+  closedcircuit admin audit-verify --data-dir ./cc-data
   closedcircuit admin breach-report --since 2024-05-01T00:00:00Z --until 2024-05-08T00:00:00Z
   closedcircuit admin breach-report --since 7d --until 0s --json
 
@@ -34,9 +34,7 @@ pub struct Args {
 #[derive(Subcommand)]
 enum AdminCommand {
     /// Check the access log's hash chain; exits non-zero when it is broken
-    #[command(
-        after_help = "Example:\n  closedcircuit admin audit-verify --data-dir /var/lib/closedcircuit"
-    )]
+    #[command(after_help = "Example:\n  closedcircuit admin audit-verify --data-dir ./cc-data")]
     AuditVerify(AuditVerifyArgs),
     /// List reads by accounts that were not members of the camera at the time, per owner
     #[command(
