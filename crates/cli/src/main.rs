@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmds::{account, admin, audit, camera, events, serve, share, Global};
+use cmds::{account, admin, audit, camera, events, serve, share, storm, Global};
 
 const EXAMPLES: &str = "\
 Getting started:
@@ -53,6 +53,8 @@ enum Command {
     Audit(audit::Args),
     /// Operator commands, run on the server host against its data directory
     Admin(admin::Args),
+    /// Simulate a reconnect storm of many cameras, with a leak oracle on every viewer
+    Storm(storm::Args),
 }
 
 #[tokio::main]
@@ -66,6 +68,7 @@ async fn main() -> ExitCode {
         Command::Events(args) => events::run(&cli.global, args).await,
         Command::Share(args) => share::run(&cli.global, args).await,
         Command::Audit(args) => audit::run(&cli.global, args).await,
+        Command::Storm(args) => storm::run(&cli.global, args).await,
         Command::Admin(args) => admin::run(args).await,
     };
     match result {

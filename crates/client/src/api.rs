@@ -199,6 +199,18 @@ impl Api {
             .await
     }
 
+    /// Sets how many days the camera's events are kept (`None`: until removed).
+    pub async fn set_retention(
+        &self,
+        camera: CameraId,
+        days: Option<u32>,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/cameras/{camera}/retention");
+        let body = cc_core::api::Retention { days };
+        self.empty(self.request(Method::PUT, &path).json(&body))
+            .await
+    }
+
     /// The caller's own grants for the camera, one per epoch.
     pub async fn grants(&self, camera: CameraId) -> Result<Vec<Grant>, ClientError> {
         let path = format!("/v1/cameras/{camera}/grants");

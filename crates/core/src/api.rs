@@ -447,3 +447,10 @@ pub struct SecuritySettings {
 pub struct LookupQuery {
     pub email: String,
 }
+
+/// Retention of a camera's events.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Retention {
+    /// Days to keep events; `null` keeps them until the camera is removed.
+    pub days: Option<u32>,
+}

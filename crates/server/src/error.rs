@@ -33,6 +33,10 @@ pub enum ApiError {
         code: &'static str,
         detail: String,
     },
+    /// The database is saturated (pool exhausted, write lock contended): slower, not
+    /// wrong, so the caller is told to come back.
+    #[error("busy")]
+    Busy,
     #[error("internal error")]
     Internal(String),
 }
@@ -85,6 +89,11 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Not permitted"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::Bad { status, code, .. } => (*status, code, "Bad request"),
+            ApiError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Busy; retry later",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -124,10 +133,15 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let mut response = problem(status, code, title, detail);
-        if let ApiError::TooManyAttempts { retry_after_secs } = self {
+        let retry_after = match self {
+            ApiError::TooManyAttempts { retry_after_secs } => Some(retry_after_secs),
+            ApiError::Busy => Some(rand::random::<u64>() % 3 + 1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -143,10 +157,32 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden => ApiError::Forbidden,
             StoreError::Conflict(d) => ApiError::Conflict(d),
             StoreError::Invalid(d) => ApiError::bad("invalid_request", d),
+            StoreError::QuotaExceeded => ApiError::Bad {
+                status: StatusCode::FORBIDDEN,
+                code: "quota_exceeded",
+                detail:
+                    "the camera owner's storage quota is full; delete events or shorten retention"
+                        .into(),
+            },
+            StoreError::Db(e) if is_contention(&e) => {
+                tracing::warn!(error = %e, "database saturated; asking the client to retry");
+                ApiError::Busy
+            }
             StoreError::Db(e) => ApiError::Internal(format!("database: {e}")),
             StoreError::Blob(e) => ApiError::Internal(format!("blob store: {e}")),
             StoreError::Corrupt(e) => ApiError::Internal(format!("corrupt data: {e}")),
         }
+    }
+}
+
+/// Pool timeouts and SQLite's busy/locked codes mean load, not a fault.
+fn is_contention(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("5" | "6" | "517" | "261"))
+        }
+        _ => false,
     }
 }
 

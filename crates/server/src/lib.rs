@@ -180,7 +180,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let addr = listener.local_addr()?;
-    tokio::spawn(sweep_expired_shares(state.store.clone()));
+    tokio::spawn(sweep(state.store.clone()));
     println!(
         "Closed Circuit listening on http://{addr} (data in {})",
         state.config.data_dir.display()
@@ -206,8 +206,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Ends guest shares on time, once a minute.
-async fn sweep_expired_shares(store: Store) {
+/// Ends guest shares and applies retention, once a minute.
+async fn sweep(store: Store) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
@@ -215,6 +215,11 @@ async fn sweep_expired_shares(store: Store) {
             Ok(0) => {}
             Ok(n) => tracing::info!(ended = n, "guest shares expired"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired shares failed"),
+        }
+        match store.sweep_retention().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "retention: old events deleted"),
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
         }
     }
 }

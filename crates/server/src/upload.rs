@@ -115,6 +115,13 @@ pub async fn receive(
         };
     }
 
+    state
+        .store
+        .check_quota(
+            device,
+            manifest.thumb_size.saturating_add(manifest.clip_size),
+        )
+        .await?;
     let (mut thumb, mut clip) = (None, None);
     while let Some(field) = multipart.next_field().await? {
         match field.name() {

@@ -60,6 +60,8 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn put_file(&self, key: &BlobKey, staged: &Path) -> io::Result<()>;
     /// Reads `range` (end exclusive) of a blob.
     async fn get_range(&self, key: &BlobKey, range: Range<u64>) -> io::Result<Bytes>;
+    /// Deletes one blob; a missing one is not an error.
+    async fn delete(&self, key: &BlobKey) -> io::Result<()>;
     /// Deletes every blob under `prefix` (a camera's, when it is removed).
     async fn delete_prefix(&self, prefix: &str) -> io::Result<()>;
 }
@@ -116,6 +118,13 @@ impl BlobStore for LocalBlobs {
         })
         .await
         .map_err(io::Error::other)?
+    }
+
+    async fn delete(&self, key: &BlobKey) -> io::Result<()> {
+        match tokio::fs::remove_file(self.path(key.as_str())).await {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
     }
 
     async fn delete_prefix(&self, prefix: &str) -> io::Result<()> {

@@ -48,6 +48,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/sqlite/0002_sharing_audit.sql"),
     ),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_retention_quota.sql"),
+    ),
 ];
 
 impl Store {

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod cameras;
 mod db;
 pub mod events;
+pub mod retention;
 mod rows;
 pub mod sessions;
 pub mod shares;
@@ -36,6 +37,8 @@ pub enum StoreError {
     SecondFactorRequired,
     #[error("the caller's role does not permit this")]
     Forbidden,
+    #[error("the account's storage quota is full")]
+    QuotaExceeded,
     #[error("conflict: {0}")]
     Conflict(&'static str),
     #[error("invalid: {0}")]

@@ -380,14 +380,17 @@ impl Store {
         }
         check_grant(&req.name.ciphertext)?;
         let mut tx = self.pool.begin().await?;
-        let members: BTreeSet<String> =
-            sqlx::query("SELECT user_id FROM members WHERE camera_id = $1")
-                .bind(&camera)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.try_get::<String, _>("user_id"))
-                .collect::<Result<_, _>>()?;
+        // Members whose guest share has ended are not given the new key.
+        let members: BTreeSet<String> = sqlx::query(
+            "SELECT user_id FROM members WHERE camera_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(&camera)
+        .bind(now_ms())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("user_id"))
+        .collect::<Result<_, _>>()?;
         let granted: BTreeSet<String> = req.grants.iter().map(|g| g.user_id.to_string()).collect();
         if members != granted || granted.len() != req.grants.len() {
             return Err(StoreError::Conflict(
@@ -406,6 +409,19 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        // Invitations still pending hold only old keys; they end here and must be sent
+        // again, so nobody joins a camera whose current key they cannot get.
+        sqlx::query(
+            "DELETE FROM grants WHERE camera_id = $1 AND user_id IN \
+             (SELECT invitee_id FROM shares WHERE camera_id = $1 AND accepted_at IS NULL)",
+        )
+        .bind(&camera)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM shares WHERE camera_id = $1 AND accepted_at IS NULL")
+            .bind(&camera)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO certificates (camera_id, epoch, body, signature) VALUES ($1, $2, $3, $4)",
         )

@@ -39,6 +39,42 @@ fn count(counters: &Counters, reply: &Reply) {
     }
 }
 
+/// Repeats `attempt` until the server accepts it: transport errors, 5xx and 429 back
+/// off with full jitter (at least the server's `Retry-After`); other refusals are final.
+async fn until_accepted<F, Fut>(
+    what: &str,
+    counters: &Counters,
+    mut attempt: F,
+) -> Result<Reply, StormError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Reply, StormError>>,
+{
+    let mut n = 0;
+    loop {
+        let retry_after = match attempt().await {
+            Ok(reply) => {
+                count(counters, &reply);
+                if reply.status.is_success() {
+                    return Ok(reply);
+                }
+                if !retryable(&reply) {
+                    return Err(StormError::Status {
+                        what: what.into(),
+                        status: reply.status.as_u16(),
+                        body: String::from_utf8_lossy(&reply.body).into_owned(),
+                    });
+                }
+                reply.retry_after
+            }
+            Err(StormError::Http(_)) => None,
+            Err(e) => return Err(e),
+        };
+        tokio::time::sleep(backoff(n, retry_after)).await;
+        n += 1;
+    }
+}
+
 /// Connects; returns when connected, with how long it took.
 pub async fn connect(
     http: &Http,
@@ -46,38 +82,16 @@ pub async fn connect(
     counters: &Counters,
 ) -> Result<Duration, StormError> {
     let start = Instant::now();
-    let mut attempt = 0;
-    loop {
-        let reply = match http
-            .send::<()>(
-                Method::POST,
-                "/v1/device/connect",
-                Some(&camera.token),
-                None,
-            )
-            .await
-        {
-            Ok(reply) => reply,
-            Err(_) => {
-                tokio::time::sleep(backoff(attempt, None)).await;
-                attempt += 1;
-                continue;
-            }
-        };
-        count(counters, &reply);
-        if reply.status.is_success() {
-            return Ok(start.elapsed());
-        }
-        if !retryable(&reply) {
-            return Err(StormError::Status {
-                what: "connect".into(),
-                status: reply.status.as_u16(),
-                body: String::from_utf8_lossy(&reply.body).into_owned(),
-            });
-        }
-        tokio::time::sleep(backoff(attempt, reply.retry_after)).await;
-        attempt += 1;
-    }
+    until_accepted("connect", counters, || {
+        http.send::<()>(
+            Method::POST,
+            "/v1/device/connect",
+            Some(&camera.token),
+            None,
+        )
+    })
+    .await?;
+    Ok(start.elapsed())
 }
 
 /// Synthetic media for one event; the plaintext carries the camera and event IDs so
@@ -116,41 +130,22 @@ pub async fn upload(
     };
     let signed = serde_json::to_vec(&SignedManifest::sign(&manifest, &camera.device))
         .map_err(|e| StormError::Protocol(e.to_string()))?;
-    let mut attempt = 0;
-    loop {
+    until_accepted("upload", counters, || async {
         let form = reqwest::multipart::Form::new()
             .part("manifest", reqwest::multipart::Part::bytes(signed.clone()))
             .part("thumb", reqwest::multipart::Part::bytes(thumb.clone()))
             .part("clip", reqwest::multipart::Part::bytes(clip.clone()));
-        let sent = http
+        let response = http
             .client
             .put(format!("{}/v1/device/events/{event}", http.base))
             .bearer_auth(&camera.token)
             .multipart(form)
             .send()
-            .await;
-        let reply = match sent {
-            Ok(response) => Http::reply(response).await?,
-            Err(_) => {
-                tokio::time::sleep(backoff(attempt, None)).await;
-                attempt += 1;
-                continue;
-            }
-        };
-        count(counters, &reply);
-        if reply.status.is_success() {
-            return Ok(event);
-        }
-        if !retryable(&reply) {
-            return Err(StormError::Status {
-                what: "upload".into(),
-                status: reply.status.as_u16(),
-                body: String::from_utf8_lossy(&reply.body).into_owned(),
-            });
-        }
-        tokio::time::sleep(backoff(attempt, reply.retry_after)).await;
-        attempt += 1;
-    }
+            .await?;
+        Http::reply(response).await
+    })
+    .await?;
+    Ok(event)
 }
 
 #[cfg(test)]

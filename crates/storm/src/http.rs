@@ -1,10 +1,16 @@
 //! A thin JSON-over-HTTP client for simulated users and cameras.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::StormError;
+
+/// How many `503`s in a row one request waits out before giving up.
+const MAX_RETRIES: u32 = 30;
 
 /// What came back, kept whole so overload answers can be counted.
 pub struct Reply {
@@ -30,6 +36,8 @@ impl Reply {
 pub struct Http {
     pub base: String,
     pub client: reqwest::Client,
+    /// `503` answers that `send` waited out and retried.
+    pub retried_503: Arc<AtomicU64>,
 }
 
 impl Http {
@@ -41,9 +49,12 @@ impl Http {
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             client,
+            retried_503: Arc::default(),
         })
     }
 
+    /// Sends a request; a `503` is waited out (full-jitter backoff, at least its
+    /// `Retry-After`) and retried, as every client of an overloaded service should.
     pub async fn send<B: Serialize>(
         &self,
         method: Method,
@@ -51,14 +62,25 @@ impl Http {
         token: Option<&str>,
         body: Option<&B>,
     ) -> Result<Reply, StormError> {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
+        let mut attempt = 0;
+        loop {
+            let mut request = self
+                .client
+                .request(method.clone(), format!("{}{path}", self.base));
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                request = request.json(b);
+            }
+            let reply = Self::reply(request.send().await?).await?;
+            if reply.status != StatusCode::SERVICE_UNAVAILABLE || attempt >= MAX_RETRIES {
+                return Ok(reply);
+            }
+            self.retried_503.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(crate::camera::backoff(attempt, reply.retry_after)).await;
+            attempt += 1;
         }
-        if let Some(b) = body {
-            request = request.json(b);
-        }
-        Self::reply(request.send().await?).await
     }
 
     pub async fn reply(response: reqwest::Response) -> Result<Reply, StormError> {

@@ -349,7 +349,8 @@ pub async fn run(options: Options) -> Result<Report, StormError> {
         leak_details: counters.leak_details(),
         lost_events: lost,
         items_checked: Counters::get(&counters.items_checked),
-        responses_503: Counters::get(&counters.unavailable),
+        responses_503: Counters::get(&counters.unavailable)
+            + http.retried_503.load(Ordering::Relaxed),
         responses_5xx: Counters::get(&counters.server_errors),
         viewer_errors,
         viewer_p50_ms_idle: idle_p50,

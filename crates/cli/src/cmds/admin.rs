@@ -41,6 +41,23 @@ enum AdminCommand {
         after_help = "Examples:\n  closedcircuit admin breach-report --since 2024-05-01T00:00:00Z --until 2024-05-08T00:00:00Z\n  closedcircuit admin breach-report --since 30d --until 0s --json\n\nSend each owner the entries listed under their account."
     )]
     BreachReport(BreachArgs),
+    /// Set an account's storage quota; uploads past it are refused with `quota_exceeded`
+    #[command(
+        after_help = "Examples:\n  closedcircuit admin quota --email me@example.org --bytes 10000000000\n  closedcircuit admin quota --email me@example.org --bytes off"
+    )]
+    Quota(QuotaArgs),
+}
+
+#[derive(clap::Args)]
+struct QuotaArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// The account's email
+    #[arg(long)]
+    email: String,
+    /// Quota in bytes, or `off` for unlimited
+    #[arg(long)]
+    bytes: String,
 }
 
 #[derive(clap::Args)]
@@ -80,7 +97,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         AdminCommand::AuditVerify(args) => audit_verify(args).await,
         AdminCommand::BreachReport(args) => breach_report(args).await,
+        AdminCommand::Quota(args) => quota(args).await,
     }
+}
+
+async fn quota(args: QuotaArgs) -> anyhow::Result<()> {
+    let bytes = match args.bytes.as_str() {
+        "off" => None,
+        n => Some(
+            n.parse::<u64>()
+                .map_err(|_| anyhow::anyhow!("expected a number of bytes or `off`, not {n:?}"))?,
+        ),
+    };
+    open(&args.data.data_dir)
+        .await?
+        .store
+        .set_quota(&args.email, bytes)
+        .await?;
+    match bytes {
+        Some(b) => println!("Quota of {} set to {b} bytes", args.email),
+        None => println!("{} has no quota", args.email),
+    }
+    Ok(())
 }
 
 /// Opens an existing data directory; refuses to create an empty one by mistake.

@@ -56,6 +56,11 @@ enum CameraCommand {
     /// Give a camera a new name (encrypted: the server cannot read it)
     #[command(after_help = "Example:\n  closedcircuit camera rename 0190c6d2-… 'Back door'")]
     Rename(RenameArgs),
+    /// Keep a camera's events this many days (`off`: until removed); older ones are deleted
+    #[command(
+        after_help = "Examples:\n  closedcircuit camera retention CAMERA_ID 30\n  closedcircuit camera retention CAMERA_ID off"
+    )]
+    Retention(RetentionArgs),
     /// Remove a camera and delete all its events
     #[command(
         after_help = "Examples:\n  closedcircuit camera remove 0190c6d2-…\n  closedcircuit camera remove 0190c6d2-… --yes   (no question asked; required without a terminal)"
@@ -91,6 +96,14 @@ struct RenameArgs {
 }
 
 #[derive(clap::Args)]
+struct RetentionArgs {
+    /// The camera's ID
+    id: CameraId,
+    /// Days to keep events, or `off`
+    days: String,
+}
+
+#[derive(clap::Args)]
 struct RemoveArgs {
     /// The camera's ID
     id: CameraId,
@@ -105,6 +118,7 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
         CameraCommand::List(args) => list(global, args).await,
         CameraCommand::Rename(args) => rename(global, args).await,
         CameraCommand::Remove(args) => remove(global, args).await,
+        CameraCommand::Retention(args) => retention(global, args).await,
         CameraCommand::Agent(args) => agent::run(global, args).await,
     }
 }
@@ -240,6 +254,24 @@ fn camera_json(view: &CameraView) -> serde_json::Value {
         "verified": view.certificate.is_ok(),
         "error": view.certificate.as_ref().err().or(view.name.as_ref().err()),
     })
+}
+
+async fn retention(global: &Global, args: RetentionArgs) -> anyhow::Result<()> {
+    let days = match args.days.as_str() {
+        "off" => None,
+        n => Some(n.parse::<u32>().ok().filter(|d| *d > 0).ok_or_else(|| {
+            anyhow::anyhow!("expected a number of days (1 or more) or `off`, not {n:?}")
+        })?),
+    };
+    global.session()?.api.set_retention(args.id, days).await?;
+    match days {
+        Some(d) => say!(
+            "Camera {} keeps events {d} days; older ones are deleted within a minute",
+            args.id
+        ),
+        None => say!("Camera {} keeps events until it is removed", args.id),
+    }
+    Ok(())
 }
 
 async fn rename(global: &Global, args: RenameArgs) -> anyhow::Result<()> {

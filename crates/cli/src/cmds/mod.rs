@@ -8,6 +8,7 @@ pub mod camera;
 pub mod events;
 pub mod serve;
 pub mod share;
+pub mod storm;
 
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use cc_core::api::{
     CameraInfo, Claim, CompleteClaimRequest, CreateClaimRequest, Grant, Problem,
-    RenameCameraRequest,
+    RenameCameraRequest, Retention,
 };
 use cc_core::{CameraId, ClaimId};
 use cc_store::authz::{self, Manage, Own, View};
@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_cameras))
         .routes(routes!(get_camera, rename_camera, remove_camera))
         .routes(routes!(list_grants))
+        .routes(routes!(set_retention))
 }
 
 /// Registers a claim code by the hash of its secret.
@@ -156,4 +157,21 @@ async fn list_grants(
     let grants = state.store.grants(&proof).await?;
     state.store.log_access(&proof, None, "grants", &ip).await?;
     Ok(Json(grants))
+}
+
+/// How long the camera's events are kept (owner or admin); `days: null` keeps them until
+/// removed. A background sweeper deletes older events, rows and media together.
+#[utoipa::path(put, path = "/v1/cameras/{camera_id}/retention", tag = "cameras",
+    params(("camera_id" = String, Path, format = Uuid)),
+    request_body = Retention,
+    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn set_retention(
+    State(state): State<AppState>,
+    auth: UserAuth,
+    ApiPath(camera): ApiPath<CameraId>,
+    ApiJson(req): ApiJson<Retention>,
+) -> Result<StatusCode, ApiError> {
+    let proof = authz::check::<Manage>(&state.store, &auth.session, camera).await?;
+    state.store.set_retention(&proof, req.days).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -7,6 +7,7 @@ mod audit;
 mod ciphertext_only;
 mod one_door;
 mod openapi;
+mod retention;
 mod sessions;
 mod sharing;
 mod storms;

@@ -491,3 +491,44 @@ async fn events_seen_by_stream_subscribers_respect_membership() -> TestResult {
     assert_eq!(info.camera_id, b_cam.camera_id);
     Ok(())
 }
+
+#[tokio::test]
+async fn rotation_ends_pending_invitations_that_hold_only_old_keys() -> TestResult {
+    let server = start().await?;
+    let owner = server.signup("p7@example.com", "pw").await?;
+    let invitee = server.signup("i7@example.com", "pw").await?;
+    let camera = server.pair(&owner, "Cam").await?;
+    let invitee_id = server.lookup(&owner, "i7@example.com").await?;
+    let grant = invitee
+        .keys
+        .recipient()
+        .encrypt(camera.content.to_secret_string().as_bytes())?;
+    let invite = serde_json::json!({"user_id": invitee_id, "role": "viewer",
+        "grants": [{"epoch": 1, "grant": cc_core::b64::encode(&grant)}]});
+    let cam = camera.camera_id;
+    let sent = server
+        .send(
+            Method::POST,
+            &format!("/v1/cameras/{cam}/shares"),
+            Some(&owner.token),
+            Some(invite),
+        )
+        .await?;
+    assert_eq!(sent.status, StatusCode::CREATED);
+    server.rotate(&owner, &camera, &[&owner]).await?;
+    let pending: Vec<cc_core::api::Invitation> = server
+        .send(Method::GET, "/v1/invitations", Some(&invitee.token), None)
+        .await?
+        .json()?;
+    assert!(pending.is_empty());
+    let accept = server
+        .send(
+            Method::POST,
+            &format!("/v1/invitations/{cam}/accept"),
+            Some(&invitee.token),
+            None,
+        )
+        .await?;
+    assert_eq!(accept.status, StatusCode::NOT_FOUND);
+    Ok(())
+}
