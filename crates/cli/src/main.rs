@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmds::{account, admin, audit, camera, events, serve, share, storm, Global};
+use cmds::{account, admin, audit, bench, camera, events, serve, share, storm, Global};
 
 const EXAMPLES: &str = "\
 Getting started:
@@ -55,6 +55,8 @@ enum Command {
     Admin(admin::Args),
     /// Simulate a reconnect storm of many cameras, with a leak oracle on every viewer
     Storm(storm::Args),
+    /// Measure the service against ceilings measured on this machine in the same run
+    Bench(bench::Args),
 }
 
 #[tokio::main]
@@ -69,6 +71,7 @@ async fn main() -> ExitCode {
         Command::Share(args) => share::run(&cli.global, args).await,
         Command::Audit(args) => audit::run(&cli.global, args).await,
         Command::Storm(args) => storm::run(&cli.global, args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Admin(args) => admin::run(args).await,
     };
     match result {

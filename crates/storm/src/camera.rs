@@ -100,20 +100,47 @@ pub fn plaintext(camera: CameraId, event: EventId, what: &str) -> Vec<u8> {
     format!("storm {what} of camera {camera} event {event}").into_bytes()
 }
 
-/// Uploads one event until acknowledged.
-pub async fn upload(
-    http: &Http,
+/// An event encrypted and signed, ready to send (and to resend with the same ID).
+pub struct Prepared {
+    pub event: EventId,
+    signed: Vec<u8>,
+    thumb: Vec<u8>,
+    clip: Vec<u8>,
+}
+
+impl Prepared {
+    /// Ciphertext bytes of both objects.
+    pub fn len(&self) -> usize {
+        self.thumb.len() + self.clip.len()
+    }
+
+    /// The thumbnail and clip ciphertexts.
+    pub fn parts(&self) -> (&[u8], &[u8]) {
+        (&self.thumb, &self.clip)
+    }
+}
+
+/// Encrypts and signs one event; plaintexts are padded to at least the given sizes.
+pub fn prepare(
     camera: &SimCamera,
-    counters: &Counters,
-) -> Result<EventId, StormError> {
+    thumb_len: usize,
+    clip_len: usize,
+) -> Result<Prepared, StormError> {
     let event = EventId::new_v7();
     let crypto = |e: cc_core::envelope::EnvelopeError| StormError::Protocol(e.to_string());
+    let padded = |what: &str, len: usize| {
+        let mut bytes = plaintext(camera.camera_id, event, what);
+        if bytes.len() < len {
+            bytes.resize(len, 0x5a);
+        }
+        bytes
+    };
     let recipient = camera.content.recipient();
     let thumb = recipient
-        .encrypt(&plaintext(camera.camera_id, event, "thumb"))
+        .encrypt(&padded("thumb", thumb_len))
         .map_err(crypto)?;
     let clip = recipient
-        .encrypt(&plaintext(camera.camera_id, event, "clip"))
+        .encrypt(&padded("clip", clip_len))
         .map_err(crypto)?;
     let manifest = Manifest {
         v: 1,
@@ -130,14 +157,35 @@ pub async fn upload(
     };
     let signed = serde_json::to_vec(&SignedManifest::sign(&manifest, &camera.device))
         .map_err(|e| StormError::Protocol(e.to_string()))?;
+    Ok(Prepared {
+        event,
+        signed,
+        thumb,
+        clip,
+    })
+}
+
+/// Sends a prepared event until acknowledged.
+pub async fn send(
+    http: &Http,
+    camera: &SimCamera,
+    event: &Prepared,
+    counters: &Counters,
+) -> Result<(), StormError> {
     until_accepted("upload", counters, || async {
         let form = reqwest::multipart::Form::new()
-            .part("manifest", reqwest::multipart::Part::bytes(signed.clone()))
-            .part("thumb", reqwest::multipart::Part::bytes(thumb.clone()))
-            .part("clip", reqwest::multipart::Part::bytes(clip.clone()));
+            .part(
+                "manifest",
+                reqwest::multipart::Part::bytes(event.signed.clone()),
+            )
+            .part(
+                "thumb",
+                reqwest::multipart::Part::bytes(event.thumb.clone()),
+            )
+            .part("clip", reqwest::multipart::Part::bytes(event.clip.clone()));
         let response = http
             .client
-            .put(format!("{}/v1/device/events/{event}", http.base))
+            .put(format!("{}/v1/device/events/{}", http.base, event.event))
             .bearer_auth(&camera.token)
             .multipart(form)
             .send()
@@ -145,7 +193,18 @@ pub async fn upload(
         Http::reply(response).await
     })
     .await?;
-    Ok(event)
+    Ok(())
+}
+
+/// Uploads one small event until acknowledged.
+pub async fn upload(
+    http: &Http,
+    camera: &SimCamera,
+    counters: &Counters,
+) -> Result<EventId, StormError> {
+    let prepared = prepare(camera, 0, 0)?;
+    send(http, camera, &prepared, counters).await?;
+    Ok(prepared.event)
 }
 
 #[cfg(test)]

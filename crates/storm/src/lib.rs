@@ -4,6 +4,7 @@
 //! must be listed for its household. The outage that motivated this product is the
 //! scenario: the storm must make the service slower, never wrong.
 
+pub mod bench;
 mod camera;
 mod household;
 mod http;

@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod agent;
 pub mod audit;
+pub mod bench;
 pub mod camera;
 pub mod events;
 pub mod serve;

@@ -1,0 +1,52 @@
+//! `closedcircuit bench`: the project's figures against a ceiling measured in the same
+//! run on the same machine. Results are goals to report, not pass/fail tests.
+
+use clap::Subcommand;
+
+const EXAMPLES: &str = "\
+Examples:
+  cargo run --release -- bench ingest
+  closedcircuit bench ingest --events 400 --cameras 32 --json
+
+Run release builds: a debug build measures the compiler, not the design.";
+
+#[derive(clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Durable event ingest (64 KiB thumbnail + 1 MiB clip) vs fsync + one WAL insert per event
+    Ingest {
+        /// Events to upload
+        #[arg(long, default_value_t = 200)]
+        events: usize,
+        /// Cameras uploading at once
+        #[arg(long, default_value_t = 16)]
+        cameras: usize,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Ingest {
+            events,
+            cameras,
+            json,
+        } => {
+            let report = cc_storm::bench::ingest(events, cameras).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+        }
+    }
+    Ok(())
+}
