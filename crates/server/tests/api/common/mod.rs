@@ -129,20 +129,7 @@ impl TestServer {
     }
 
     pub async fn signup(&self, email: &str, password: &str) -> TestResult<User> {
-        let keys = UserKeys::generate();
-        let salt = random_salt();
-        let derived = derive_password_keys(password, &salt, TEST_KDF)?;
-        let recovery = RecoveryKey::generate();
-        let req = SignupRequest {
-            email: email.into(),
-            salt: salt.to_vec(),
-            kdf: TEST_KDF,
-            auth_key: derived.auth_key.to_vec(),
-            age_recipient: keys.recipient().to_string(),
-            signing_key: cc_core::b64::encode(keys.verifying_key().as_bytes()),
-            wrapped_keys: keys.wrap(&derived.kek),
-            recovery_wrapped_keys: keys.wrap(&recovery.wrapping_key()),
-        };
+        let (req, keys) = signup_request(email, password)?;
         let sent = self
             .send(
                 Method::POST,
@@ -387,18 +374,7 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 impl TestServer {
     /// A second sign-up with an email that exists; returns the status.
     pub async fn signup_raw_duplicate(&self, email: &str) -> TestResult<StatusCode> {
-        let keys = UserKeys::generate();
-        let derived = derive_password_keys("x", &random_salt(), TEST_KDF)?;
-        let req = SignupRequest {
-            email: email.into(),
-            salt: random_salt().to_vec(),
-            kdf: TEST_KDF,
-            auth_key: derived.auth_key.to_vec(),
-            age_recipient: keys.recipient().to_string(),
-            signing_key: cc_core::b64::encode(keys.verifying_key().as_bytes()),
-            wrapped_keys: keys.wrap(&derived.kek),
-            recovery_wrapped_keys: keys.wrap(&derived.kek),
-        };
+        let (req, _) = signup_request(email, "another password")?;
         Ok(self
             .send(
                 Method::POST,
@@ -594,4 +570,22 @@ impl Camera {
             epoch: self.epoch,
         }
     }
+}
+
+/// A sign-up as an honest client makes it: keys made here, wrapped under the password.
+fn signup_request(email: &str, password: &str) -> TestResult<(SignupRequest, UserKeys)> {
+    let keys = UserKeys::generate();
+    let salt = random_salt();
+    let derived = derive_password_keys(password, &salt, TEST_KDF)?;
+    let req = SignupRequest {
+        email: email.into(),
+        salt: salt.to_vec(),
+        kdf: TEST_KDF,
+        auth_key: derived.auth_key.to_vec(),
+        age_recipient: keys.recipient().to_string(),
+        signing_key: cc_core::b64::encode(keys.verifying_key().as_bytes()),
+        wrapped_keys: keys.wrap(&derived.kek),
+        recovery_wrapped_keys: keys.wrap(&RecoveryKey::generate().wrapping_key()),
+    };
+    Ok((req, keys))
 }
