@@ -35,11 +35,38 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) blobs: Blobs,
     pub(crate) members: Arc<MembershipCache>,
+    pub(crate) backend: Backend,
 }
 
+/// Which SQL database a store talks to; only the DDL and the migration lock differ.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Backend {
+pub enum Backend {
+    /// Embedded, one node: `sqlite://PATH`.
     Sqlite,
+    /// Shared by several nodes: `postgres://…` or `postgresql://…`.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a metadata URL names, by its scheme.
+    pub fn of_url(url: &str) -> Result<Self> {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        match scheme {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            _ => Err(StoreError::Invalid(
+                "unsupported metadata URL scheme (expected sqlite: or postgres:)",
+            )),
+        }
+    }
+
+    /// A short name for messages and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -54,6 +81,23 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
+/// The same versions as [`SQLITE_MIGRATIONS`], in PostgreSQL's dialect.
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_sharing_audit.sql"),
+    ),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_retention_quota.sql"),
+    ),
+];
+
+/// Key of the PostgreSQL advisory lock that makes nodes starting together on one
+/// database migrate it one at a time ("ccmigrat" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6363_6d69_6772_6174;
+
 impl Store {
     /// Opens (creating if needed) the metadata database at `url` (`sqlite://PATH` or
     /// `postgres://…`) and brings its schema up to date.
@@ -61,16 +105,13 @@ impl Store {
         Self::open_with(url, blobs, StoreOptions::default()).await
     }
 
+    /// [`Store::open`] with explicit tuning (cache size, test-only faults).
     pub async fn open_with(url: &str, blobs: Blobs, tuning: StoreOptions) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            return Err(StoreError::Invalid("unsupported metadata URL scheme"));
-        };
+        let backend = Backend::of_url(url)?;
         let url = match backend {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
-            Backend::Sqlite => url.to_owned(),
+            Backend::Sqlite | Backend::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
@@ -95,20 +136,31 @@ impl Store {
             pool,
             blobs,
             members: Arc::new(MembershipCache::new(tuning.cache_capacity, tuning.faults)),
+            backend,
         };
-        store.migrate(backend).await?;
+        store.migrate().await?;
         Ok(store)
     }
 
-    async fn migrate(&self, backend: Backend) -> Result<()> {
-        let migrations = match backend {
+    /// Applies missing migrations in one transaction. On PostgreSQL the transaction first
+    /// takes an advisory lock, so nodes starting at once on one database wait for each
+    /// other instead of racing to create the same tables; the lock ends with it.
+    async fn migrate(&self) -> Result<()> {
+        let migrations = match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
         };
-        self.pool
-            .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
             .await?;
         let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|r| r.try_get::<i64, _>(0))
@@ -117,7 +169,6 @@ impl Store {
             if applied.contains(version) {
                 continue;
             }
-            let mut tx = self.pool.begin().await?;
             for statement in sql
                 .split(";\n")
                 .map(str::trim)
@@ -129,10 +180,25 @@ impl Store {
                 .bind(*version)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
-            tracing::info!(version, "applied metadata migration");
+            tracing::info!(
+                version,
+                backend = self.backend.name(),
+                "applied metadata migration"
+            );
         }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Closes every pooled connection, waiting for those in use to come back; a
+    /// PostgreSQL database can then be dropped or handed to another process.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The SQL backend this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub fn blobs(&self) -> &Blobs {

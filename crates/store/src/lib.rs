@@ -17,11 +17,14 @@ pub mod retention;
 mod rows;
 pub mod sessions;
 pub mod shares;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod time;
+pub mod transfer;
 
 use std::sync::Arc;
 
-pub use db::{Store, StoreOptions};
+pub use db::{Backend, Store, StoreOptions};
 
 /// What can go wrong below the HTTP edge; the server maps each to one problem code.
 #[derive(Debug, thiserror::Error)]

@@ -44,12 +44,13 @@ impl Store {
     }
 
     /// Refuses an upload of `incoming` bytes that would take the camera owner's account
-    /// past its quota.
+    /// past its quota. The sum is cast back to BIGINT because PostgreSQL widens it to
+    /// NUMERIC, a type the portable driver does not read.
     pub async fn check_quota(&self, device: &Device, incoming: u64) -> Result<()> {
         let row = sqlx::query(
             "SELECT u.quota_bytes, \
-             (SELECT COALESCE(SUM(e.thumb_size + e.clip_size), 0) FROM events e JOIN cameras c ON c.id = e.camera_id \
-              WHERE c.owner_id = u.id) AS used \
+             (SELECT CAST(COALESCE(SUM(e.thumb_size + e.clip_size), 0) AS BIGINT) FROM events e \
+              JOIN cameras c ON c.id = e.camera_id WHERE c.owner_id = u.id) AS used \
              FROM cameras k JOIN users u ON u.id = k.owner_id WHERE k.id = $1",
         )
         .bind(device.camera().to_string())

@@ -1,0 +1,94 @@
+//! Throw-away PostgreSQL databases for tests (feature `test-support`), so the same
+//! cases run against SQLite and PostgreSQL without sharing state between test runs.
+
+use std::str::FromStr;
+
+use rand::Rng;
+use sqlx::any::AnyConnectOptions;
+use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
+
+use crate::Result;
+
+/// The server tests create their databases on, unless `CC_TEST_POSTGRES_URL` names another
+/// (any database on it that the user may connect to; new ones are made beside it).
+pub const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database made for one test and dropped by [`TempPostgres::drop_database`].
+pub struct TempPostgres {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TempPostgres {
+    /// Creates `cc_test_<random>` on the server of `CC_TEST_POSTGRES_URL` (or
+    /// [`DEFAULT_ADMIN_URL`]).
+    pub async fn create() -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let admin_url =
+            std::env::var("CC_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned());
+        let name = format!("cc_test_{:016x}", rand::thread_rng().gen::<u64>());
+        let url = with_database(&admin_url, &name);
+        let mut admin = connect(&admin_url).await?;
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
+        admin.close().await?;
+        Ok(Self {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    /// The new database's URL, for `Store::open`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Drops the database, ending any connection still open to it.
+    pub async fn drop_database(self) -> Result<()> {
+        let mut admin = connect(&self.admin_url).await?;
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+            .await?;
+        admin.close().await?;
+        Ok(())
+    }
+}
+
+async fn connect(url: &str) -> Result<AnyConnection> {
+    Ok(AnyConnectOptions::from_str(url)?.connect().await?)
+}
+
+/// `url` with its database name replaced by `database` (query parameters kept).
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let server = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    format!("{server}/{database}{query}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_is_replaced_and_parameters_kept() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    }
+}
