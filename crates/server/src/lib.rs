@@ -6,6 +6,7 @@
 //! through a `cc_store::authz` proof.
 
 mod admission;
+pub mod config;
 mod error;
 mod extract;
 mod openapi;
@@ -45,6 +46,29 @@ pub struct Config {
     pub limits: Limits,
     /// Seed of a membership cache that lies (tests and `storm --lying-cache` only).
     pub lying_cache: Option<u64>,
+    /// Where metadata lives (default: SQLite in the data directory).
+    pub metadata: config::Metadata,
+    /// Where encrypted media lives (default: `blobs/` in the data directory).
+    pub blobs: config::Blobs,
+    /// Where the door's cache and limits are shared (default: this process).
+    pub cache: config::Cache,
+    /// How notifications reach other nodes (default: this process).
+    pub fanout: config::Fanout,
+}
+
+impl Config {
+    /// A node configured by checked [`config::Settings`], other knobs at their defaults.
+    pub fn from_settings(settings: config::Settings) -> Self {
+        Self {
+            data_dir: settings.data_dir,
+            listen: settings.listen,
+            metadata: settings.metadata,
+            blobs: settings.blobs,
+            cache: settings.cache,
+            fanout: settings.fanout,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Config {
@@ -56,6 +80,10 @@ impl Default for Config {
             instance_secret: [0; 32],
             lying_cache: None,
             limits: Limits::default(),
+            metadata: config::Metadata::default(),
+            blobs: config::Blobs::default(),
+            cache: config::Cache::default(),
+            fanout: config::Fanout::default(),
         }
     }
 }
@@ -76,6 +104,9 @@ pub enum ServeError {
     },
     #[error("server failed")]
     Io(#[from] std::io::Error),
+    /// A configured service this build cannot talk to yet.
+    #[error("{0} is not yet supported in this build")]
+    Unsupported(&'static str),
 }
 
 /// The whole HTTP surface, with the OpenAPI document at `/v1/openapi.json`.
@@ -126,8 +157,15 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Opens the embedded storage under `config.data_dir` and builds the node's state.
+/// Opens the configured storage (by default embedded under `config.data_dir`) and
+/// builds the node's state.
 pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
+    match (&config.blobs, &config.cache, &config.fanout) {
+        (config::Blobs::S3(_), _, _) => return Err(ServeError::Unsupported("S3 blob storage")),
+        (_, config::Cache::Redis(_), _) => return Err(ServeError::Unsupported("a Redis cache")),
+        (_, _, config::Fanout::Nats(_)) => return Err(ServeError::Unsupported("NATS fan-out")),
+        _ => {}
+    }
     let dir = &config.data_dir;
     let data_err = |source| ServeError::DataDir {
         path: dir.clone(),
@@ -138,8 +176,19 @@ pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
     let staging = dir.join("tmp");
     std::fs::create_dir_all(&staging).map_err(data_err)?;
     config.instance_secret = instance_secret(&dir).map_err(data_err)?;
-    let blobs = LocalBlobs::new(dir.join("blobs")).map_err(data_err)?;
-    let url = format!("sqlite://{}", dir.join("metadata.db").display());
+    let blob_root = match &config.blobs {
+        config::Blobs::File(root) => root.clone(),
+        config::Blobs::Embedded | config::Blobs::S3(_) => dir.join("blobs"),
+    };
+    let blobs = LocalBlobs::new(&blob_root).map_err(|source| ServeError::DataDir {
+        path: blob_root.clone(),
+        source,
+    })?;
+    let url = match &config.metadata {
+        config::Metadata::Embedded => format!("sqlite://{}", dir.join("metadata.db").display()),
+        config::Metadata::Sqlite(path) => format!("sqlite://{}", path.display()),
+        config::Metadata::Postgres(url) => url.expose().to_owned(),
+    };
     let tuning = StoreOptions {
         faults: config
             .lying_cache
@@ -182,8 +231,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
     tokio::spawn(sweep(state.store.clone()));
     println!(
-        "Closed Circuit listening on http://{addr} (data in {})",
-        state.config.data_dir.display()
+        "Closed Circuit listening on http://{addr} (data in {}, metadata in {})",
+        state.config.data_dir.display(),
+        state.store.backend().name()
     );
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
