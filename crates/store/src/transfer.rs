@@ -10,13 +10,51 @@
 //! column cannot be silently dropped by a copy.
 
 use std::collections::BTreeSet;
+use std::io;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::blobs::{BlobKey, BlobStore};
 use crate::db::Backend;
 use crate::{Result, Store, StoreError};
+
+/// Opens a metadata database for an operator task that never touches media (copying,
+/// verifying): its blob operations all fail instead of creating directories.
+pub async fn open_metadata(url: &str) -> Result<Store> {
+    Store::open(url, Arc::new(NoBlobs)).await
+}
+
+struct NoBlobs;
+
+fn no_blobs() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this store was opened for metadata only",
+    )
+}
+
+#[async_trait]
+impl BlobStore for NoBlobs {
+    async fn put_file(&self, _: &BlobKey, _: &Path) -> io::Result<()> {
+        Err(no_blobs())
+    }
+    async fn get_range(&self, _: &BlobKey, _: Range<u64>) -> io::Result<bytes::Bytes> {
+        Err(no_blobs())
+    }
+    async fn delete(&self, _: &BlobKey) -> io::Result<()> {
+        Err(no_blobs())
+    }
+    async fn delete_prefix(&self, _: &str) -> io::Result<()> {
+        Err(no_blobs())
+    }
+}
 
 /// How a column's values are read and written on both backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

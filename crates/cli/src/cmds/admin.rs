@@ -46,6 +46,10 @@ enum AdminCommand {
         after_help = "Examples:\n  closedcircuit admin quota --email me@example.org --bytes 10000000000\n  closedcircuit admin quota --email me@example.org --bytes off"
     )]
     Quota(QuotaArgs),
+    /// Copy the metadata to another database (embedded SQLite to PostgreSQL), verified
+    /// table by table with row counts and SHA-256
+    #[command(after_help = super::migrate::EXAMPLES)]
+    Migrate(super::migrate::MigrateArgs),
 }
 
 #[derive(clap::Args)]
@@ -98,6 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         AdminCommand::AuditVerify(args) => audit_verify(args).await,
         AdminCommand::BreachReport(args) => breach_report(args).await,
         AdminCommand::Quota(args) => quota(args).await,
+        AdminCommand::Migrate(args) => super::migrate::run(args).await,
     }
 }
 
