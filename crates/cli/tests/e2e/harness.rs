@@ -31,6 +31,11 @@ impl Server {
     }
 
     pub fn start_in(root: &Path, data_dir: &Path) -> TestResult<Self> {
+        Self::start_with(root, data_dir, &[])
+    }
+
+    /// A server with extra `serve` flags (services, a configuration file).
+    pub fn start_with(root: &Path, data_dir: &Path, flags: &[&str]) -> TestResult<Self> {
         let log = root.join(format!("server-{}.log", std::process::id()));
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -39,6 +44,7 @@ impl Server {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(log_file)

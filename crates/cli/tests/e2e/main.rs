@@ -3,6 +3,7 @@
 
 mod account;
 mod harness;
+mod scale_out;
 mod sharing;
 
 use std::io::Read;
