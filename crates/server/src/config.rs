@@ -22,6 +22,14 @@ pub enum Metadata {
     Postgres(ServiceUrl),
 }
 
+impl Metadata {
+    /// Checks a metadata URL (`sqlite://PATH` or `postgres://…`), as `metadata_url` in
+    /// the configuration file.
+    pub fn from_url(url: &str) -> Result<Self, ConfigError> {
+        parse_metadata(url)
+    }
+}
+
 /// Where encrypted media lives.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Blobs {

@@ -7,8 +7,7 @@ use sqlx::Connection;
 use crate::common::*;
 
 async fn tamper(server: &TestServer, sql: &str) -> TestResult {
-    let url = format!("sqlite://{}", server.data_dir.join("metadata.db").display());
-    let mut conn = sqlx::AnyConnection::connect(&url).await?;
+    let mut conn = sqlx::AnyConnection::connect(&server.metadata_url).await?;
     sqlx::query(sql).execute(&mut conn).await?;
     conn.close().await?;
     Ok(())

@@ -23,8 +23,36 @@ pub struct TestServer {
     pub url: String,
     pub store: cc_store::Store,
     pub data_dir: PathBuf,
+    /// The metadata database, for tests that play an attacker with database access.
+    pub metadata_url: String,
     _dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    _postgres: PostgresGuard,
+}
+
+/// With `CC_TEST_METADATA=postgres` every test server keeps its metadata in a
+/// throw-away PostgreSQL database (dropped with the server) instead of SQLite.
+fn metadata_on_postgres() -> bool {
+    std::env::var("CC_TEST_METADATA").is_ok_and(|v| v == "postgres")
+}
+
+/// Drops the test server's PostgreSQL database, if it has one, when the test ends.
+struct PostgresGuard(Option<cc_store::testing::TempPostgres>);
+
+impl Drop for PostgresGuard {
+    fn drop(&mut self) {
+        if let Some(db) = self.0.take() {
+            // Drop runs inside the test's runtime; the database is dropped from a
+            // thread with its own.
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|runtime| runtime.block_on(db.drop_database()))
+            })
+            .join();
+        }
+    }
 }
 
 /// Fast parameters for tests; production clients use `KdfParams::default()`.
@@ -48,9 +76,20 @@ pub async fn start_with(tweak: impl FnOnce(&mut cc_server::Config)) -> TestResul
         data_dir: dir.path().join("data"),
         ..cc_server::Config::default()
     };
+    let postgres = match metadata_on_postgres() {
+        true => Some(cc_store::testing::TempPostgres::create().await?),
+        false => None,
+    };
+    if let Some(db) = &postgres {
+        config.metadata = cc_server::config::Metadata::from_url(db.url())?;
+    }
     tweak(&mut config);
     let state = cc_server::open(config).await?;
     let data_dir = state.config.data_dir.clone();
+    let metadata_url = match &postgres {
+        Some(db) => db.url().to_owned(),
+        None => format!("sqlite://{}", data_dir.join("metadata.db").display()),
+    };
     let store = state.store.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -60,8 +99,10 @@ pub async fn start_with(tweak: impl FnOnce(&mut cc_server::Config)) -> TestResul
         url: format!("http://{addr}"),
         store,
         data_dir,
+        metadata_url,
         _dir: dir,
         http: reqwest::Client::new(),
+        _postgres: PostgresGuard(postgres),
     })
 }
 
