@@ -3,10 +3,11 @@
 //! the server itself sees (metadata and the access log, never media or keys).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::bail;
 use cc_core::api::AccessEntry;
+use cc_store::Store;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -73,6 +74,15 @@ struct DataDirArg {
         default_value = "closedcircuit-data"
     )]
     data_dir: PathBuf,
+    /// The server's metadata database when it is not the data directory's (as
+    /// `serve --metadata-url`, e.g. postgres://…); --data-dir is then not read
+    #[arg(
+        long,
+        env = "CC_METADATA_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    metadata_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -114,9 +124,8 @@ async fn quota(args: QuotaArgs) -> anyhow::Result<()> {
                 .map_err(|_| anyhow::anyhow!("expected a number of bytes or `off`, not {n:?}"))?,
         ),
     };
-    open(&args.data.data_dir)
+    open(&args.data)
         .await?
-        .store
         .set_quota(&args.email, bytes)
         .await?;
     match bytes {
@@ -126,24 +135,30 @@ async fn quota(args: QuotaArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens an existing data directory; refuses to create an empty one by mistake.
-async fn open(dir: &Path) -> anyhow::Result<cc_server::AppState> {
-    if !dir.join("metadata.db").is_file() {
-        bail!(
-            "{} is not a Closed Circuit data directory (no metadata.db); pass --data-dir DIR",
-            dir.display()
-        );
-    }
-    Ok(cc_server::open(cc_server::Config {
-        data_dir: dir.to_path_buf(),
-        ..cc_server::Config::default()
-    })
-    .await?)
+/// Opens the server's metadata: the `--metadata-url` database, else the data
+/// directory's; refuses to create an empty one by mistake.
+async fn open(data: &DataDirArg) -> anyhow::Result<Store> {
+    let url = match &data.metadata_url {
+        Some(url) => {
+            cc_server::config::Metadata::from_url(url)?;
+            url.clone()
+        }
+        None => {
+            let db = data.data_dir.join("metadata.db");
+            if !db.is_file() {
+                bail!(
+                    "{} is not a Closed Circuit data directory (no metadata.db); pass --data-dir DIR or --metadata-url URL",
+                    data.data_dir.display()
+                );
+            }
+            format!("sqlite://{}", db.display())
+        }
+    };
+    Ok(cc_store::transfer::open_metadata(&url).await?)
 }
 
 async fn audit_verify(args: AuditVerifyArgs) -> anyhow::Result<()> {
-    let state = open(&args.data.data_dir).await?;
-    let report = state.store.verify_access_log().await?;
+    let report = open(&args.data).await?.verify_access_log().await?;
     match report.first_broken_seq {
         None => {
             say!(
@@ -166,8 +181,7 @@ async fn breach_report(args: BreachArgs) -> anyhow::Result<()> {
     if until <= since {
         bail!("--until must be later than --since");
     }
-    let state = open(&args.data.data_dir).await?;
-    let found = state.store.breach_report(since, until).await?;
+    let found = open(&args.data).await?.breach_report(since, until).await?;
     let grouped = by_owner(found.into_iter().map(|b| (b.owner_email, b.entry)));
     if args.json {
         let items: Vec<_> = grouped

@@ -68,6 +68,14 @@ fn move_and_serve(postgres: &str) -> TestResult {
         "a non-empty target was overwritten"
     );
     assert!(String::from_utf8_lossy(&again.stderr).contains("--replace-target"));
+    let verified = Command::new(bin())
+        .args(["admin", "audit-verify", "--metadata-url", postgres])
+        .output()?;
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("hash chain verified"),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
 
     // A new node on PostgreSQL, its media where the embedded server left it.
     let blobs = format!("file://{}", data.canonicalize()?.join("blobs").display());
