@@ -298,10 +298,13 @@ fn local_path(setting: &'static str, url: &str, rest: &str) -> Result<PathBuf, C
     Ok(PathBuf::from(rest))
 }
 
+/// Whether a URL (after `scheme://`) names a server: in its authority, or as a
+/// `host=` parameter (PostgreSQL's way to name a Unix socket directory).
 fn has_host(rest: &str) -> bool {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or("");
-    !host.is_empty()
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    !host.is_empty() || query.split('&').any(|p| p.starts_with("host="))
 }
 
 fn parse_metadata(url: &str) -> Result<Metadata, ConfigError> {
@@ -476,6 +479,10 @@ mod tests {
             region = "eu-west-1"
             "#,
         )?;
+        assert!(matches!(
+            Metadata::from_url("postgres:///cc?host=/var/run/postgresql"),
+            Ok(Metadata::Postgres(_))
+        ));
         let Metadata::Postgres(url) = &s.metadata else {
             panic!("not postgres: {:?}", s.metadata);
         };
