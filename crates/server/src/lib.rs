@@ -160,11 +160,11 @@ pub fn app(state: AppState) -> Router {
 /// Opens the configured storage (by default embedded under `config.data_dir`) and
 /// builds the node's state.
 pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
-    match (&config.blobs, &config.cache, &config.fanout) {
-        (config::Blobs::S3(_), _, _) => return Err(ServeError::Unsupported("S3 blob storage")),
-        (_, config::Cache::Redis(_), _) => return Err(ServeError::Unsupported("a Redis cache")),
-        (_, _, config::Fanout::Nats(_)) => return Err(ServeError::Unsupported("NATS fan-out")),
-        _ => {}
+    if let config::Cache::Redis(_) = config.cache {
+        return Err(ServeError::Unsupported("a Redis cache"));
+    }
+    if let config::Fanout::Nats(_) = config.fanout {
+        return Err(ServeError::Unsupported("NATS fan-out"));
     }
     let dir = &config.data_dir;
     let data_err = |source| ServeError::DataDir {
@@ -177,8 +177,9 @@ pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
     std::fs::create_dir_all(&staging).map_err(data_err)?;
     config.instance_secret = instance_secret(&dir).map_err(data_err)?;
     let blob_root = match &config.blobs {
+        config::Blobs::Embedded => dir.join("blobs"),
         config::Blobs::File(root) => root.clone(),
-        config::Blobs::Embedded | config::Blobs::S3(_) => dir.join("blobs"),
+        config::Blobs::S3(_) => return Err(ServeError::Unsupported("S3 blob storage")),
     };
     let blobs = LocalBlobs::new(&blob_root).map_err(|source| ServeError::DataDir {
         path: blob_root.clone(),
