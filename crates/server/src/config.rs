@@ -45,11 +45,13 @@ pub enum Blobs {
 /// An S3-compatible bucket and how to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Blobs {
+    /// The bucket every node reads and writes.
     pub bucket: String,
     /// Key prefix inside the bucket, without leading or trailing `/`; may be empty.
     pub prefix: String,
     /// The server's URL, for S3-compatible services other than AWS.
     pub endpoint: Option<String>,
+    /// The bucket's region; S3-compatible servers often ignore it.
     pub region: Option<String>,
     /// Static credentials; both or neither.
     pub credentials: Option<S3Credentials>,
@@ -60,7 +62,9 @@ pub struct S3Blobs {
 /// An access key pair. The secret never appears in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct S3Credentials {
+    /// The public half, safe to log.
     pub access_key_id: String,
+    /// The secret half, never logged.
     pub secret_access_key: String,
 }
 
@@ -166,12 +170,19 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// Address and port to listen on.
     pub listen: Option<SocketAddr>,
+    /// The node's own directory (staging, instance key, embedded storage).
     pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://…`.
     pub metadata_url: Option<String>,
+    /// `file://PATH` or `s3://BUCKET[/PREFIX]`.
     pub blobs_url: Option<String>,
+    /// `memory` or `redis://…`.
     pub cache_url: Option<String>,
+    /// `memory` or `nats://…`.
     pub fanout_url: Option<String>,
+    /// How to reach an `s3://` bucket.
     #[serde(default)]
     pub s3: S3File,
 }
@@ -180,10 +191,15 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3File {
+    /// See [`S3Blobs::endpoint`].
     pub endpoint: Option<String>,
+    /// See [`S3Blobs::region`].
     pub region: Option<String>,
+    /// See [`S3Credentials`].
     pub access_key_id: Option<String>,
+    /// See [`S3Credentials`].
     pub secret_access_key: Option<String>,
+    /// See [`S3Blobs::allow_http`].
     pub allow_http: Option<bool>,
 }
 
@@ -224,11 +240,17 @@ impl FileConfig {
 /// A node's services, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
+    /// Address and port to listen on.
     pub listen: SocketAddr,
+    /// The node's own directory.
     pub data_dir: PathBuf,
+    /// Where metadata lives.
     pub metadata: Metadata,
+    /// Where encrypted media lives.
     pub blobs: Blobs,
+    /// Where the door's cache, rate limits and revocations are shared.
     pub cache: Cache,
+    /// How notifications and live view reach other nodes.
     pub fanout: Fanout,
 }
 

@@ -307,7 +307,9 @@ fn bind(query: Query<'_>, value: Value) -> Query<'_> {
 /// A table's size and content, comparable across backends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableDigest {
+    /// The table's name.
     pub table: &'static str,
+    /// How many rows it holds.
     pub rows: u64,
     /// SHA-256 (hex) over the sorted SHA-256 digests of the rows' canonical encodings,
     /// so neither the backend's collation nor its row order changes it.
