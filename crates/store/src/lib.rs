@@ -13,6 +13,7 @@ pub mod cache;
 pub mod cameras;
 mod db;
 pub mod events;
+pub mod metadata_copy;
 pub mod retention;
 mod rows;
 pub mod sessions;
@@ -20,7 +21,6 @@ pub mod shares;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod time;
-pub mod transfer;
 
 use std::sync::Arc;
 

@@ -154,7 +154,7 @@ async fn open(data: &DataDirArg) -> anyhow::Result<Store> {
             format!("sqlite://{}", db.display())
         }
     };
-    Ok(cc_store::transfer::open_metadata(&url).await?)
+    Ok(cc_store::metadata_copy::open_metadata(&url).await?)
 }
 
 async fn audit_verify(args: AuditVerifyArgs) -> anyhow::Result<()> {

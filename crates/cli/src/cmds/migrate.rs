@@ -6,7 +6,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use cc_store::transfer::{self, CopyOptions, TableDigest};
+use cc_store::metadata_copy::{self, CopyOptions, TableDigest};
 
 use crate::output::say;
 
@@ -79,10 +79,10 @@ fn source(from: &str) -> anyhow::Result<Source> {
 /// Runs `admin migrate`.
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let source = source(&args.from)?;
-    let from = transfer::open_metadata(&source.url)
+    let from = metadata_copy::open_metadata(&source.url)
         .await
         .context("cannot open the source")?;
-    let to = transfer::open_metadata(&args.to)
+    let to = metadata_copy::open_metadata(&args.to)
         .await
         .context("cannot open the target")?;
     say!(
@@ -93,7 +93,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let mut stderr = std::io::stderr();
     let mut line_open = false;
     let terminal = stderr.is_terminal();
-    transfer::copy(
+    metadata_copy::copy(
         &from,
         &to,
         CopyOptions {
@@ -125,8 +125,8 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     if line_open {
         let _ = writeln!(stderr);
     }
-    let before = transfer::digests(&from).await?;
-    let after = transfer::digests(&to).await?;
+    let before = metadata_copy::digests(&from).await?;
+    let after = metadata_copy::digests(&to).await?;
     let same = print_comparison(&before, &after);
     from.close().await;
     to.close().await;

@@ -15,7 +15,7 @@ fn is<T>(result: Result<T, StoreError>, want: fn(&StoreError) -> bool) -> bool {
 }
 
 pub async fn schema_matches_the_copy_list(store: Store) -> TestResult {
-    cc_store::transfer::check_schema(&store).await?;
+    cc_store::metadata_copy::check_schema(&store).await?;
     Ok(())
 }
 

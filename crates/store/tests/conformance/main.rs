@@ -4,7 +4,7 @@
 
 mod cases;
 mod harness;
-mod transfer;
+mod metadata_copy;
 
 conformance!(
     schema_matches_the_copy_list,

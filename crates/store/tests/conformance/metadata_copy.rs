@@ -3,7 +3,7 @@
 
 use cc_core::api::{EventQuery, Role};
 use cc_store::authz::{self, View};
-use cc_store::transfer::{self, CopyOptions};
+use cc_store::metadata_copy::{self, CopyOptions};
 use cc_store::{Store, StoreError};
 
 use crate::harness::{events, login_request, pair, rotate, share, signup, Backend, TestResult};
@@ -31,7 +31,7 @@ async fn populate(store: &Store) -> TestResult<Vec<String>> {
     Ok(vec![owner.token, camera.device_token])
 }
 
-fn render(digests: &[transfer::TableDigest]) -> Vec<(String, u64, String)> {
+fn render(digests: &[metadata_copy::TableDigest]) -> Vec<(String, u64, String)> {
     digests
         .iter()
         .map(|d| (d.table.to_owned(), d.rows, d.sha256.clone()))
@@ -52,7 +52,7 @@ async fn sqlite_to_postgres_and_back_loses_nothing() -> TestResult {
 
 async fn check_round_trip(source: &Store, target: &Store, back: &Store) -> TestResult {
     let tokens = populate(source).await?;
-    let before = transfer::digests(source).await?;
+    let before = metadata_copy::digests(source).await?;
     for table in [
         "users",
         "cameras",
@@ -69,7 +69,7 @@ async fn check_round_trip(source: &Store, target: &Store, back: &Store) -> TestR
     }
 
     let mut progress = Vec::new();
-    transfer::copy(
+    metadata_copy::copy(
         source,
         target,
         CopyOptions {
@@ -80,7 +80,10 @@ async fn check_round_trip(source: &Store, target: &Store, back: &Store) -> TestR
     )
     .await?;
     assert!(progress.contains(&("events".to_owned(), 8)));
-    assert_eq!(render(&transfer::digests(target).await?), render(&before));
+    assert_eq!(
+        render(&metadata_copy::digests(target).await?),
+        render(&before)
+    );
 
     // The moved store answers as the old one did.
     let session = authz::authenticate(target, &tokens[0]).await?;
@@ -109,14 +112,14 @@ async fn check_round_trip(source: &Store, target: &Store, back: &Store) -> TestR
     assert_eq!(target.verify_access_log().await?.first_broken_seq, None);
 
     // A target that holds data is refused unless replacing is asked for.
-    let refused = transfer::copy(source, target, CopyOptions::default(), |_, _| {}).await;
+    let refused = metadata_copy::copy(source, target, CopyOptions::default(), |_, _| {}).await;
     assert!(matches!(refused, Err(StoreError::Conflict(_))));
 
-    transfer::copy(target, back, CopyOptions::default(), |_, _| {}).await?;
-    let after = render(&transfer::digests(back).await?);
-    let moved_again = render(&transfer::digests(target).await?);
+    metadata_copy::copy(target, back, CopyOptions::default(), |_, _| {}).await?;
+    let after = render(&metadata_copy::digests(back).await?);
+    let moved_again = render(&metadata_copy::digests(target).await?);
     assert_eq!(after, moved_again);
-    transfer::copy(
+    metadata_copy::copy(
         source,
         back,
         CopyOptions {
@@ -126,6 +129,9 @@ async fn check_round_trip(source: &Store, target: &Store, back: &Store) -> TestR
         |_, _| {},
     )
     .await?;
-    assert_eq!(render(&transfer::digests(back).await?), render(&before));
+    assert_eq!(
+        render(&metadata_copy::digests(back).await?),
+        render(&before)
+    );
     Ok(())
 }
