@@ -86,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::cameras::routes())
         .merge(routes::events::routes())
         .merge(routes::shares::routes())
+        .merge(routes::transfers::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             admission.clone(),
             admission::viewer_gate,

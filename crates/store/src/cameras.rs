@@ -335,6 +335,7 @@ impl Store {
             last_event_at: last_event.map(from_ms),
             paired_at: from_ms(row.try_get("paired_at")?),
             rotation_needed: row.try_get::<i64, _>("rotation_needed")? != 0,
+            transfers: crate::transfers::chain(&self.pool, auth.camera()).await?,
         })
     }
 

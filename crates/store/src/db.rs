@@ -52,6 +52,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/sqlite/0003_retention_quota.sql"),
     ),
+    (4, include_str!("../migrations/sqlite/0004_transfers.sql")),
 ];
 
 impl Store {

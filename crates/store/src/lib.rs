@@ -18,6 +18,7 @@ mod rows;
 pub mod sessions;
 pub mod shares;
 pub mod time;
+pub mod transfers;
 
 use std::sync::Arc;
 

@@ -10,6 +10,7 @@ pub mod events;
 pub mod serve;
 pub mod share;
 pub mod storm;
+pub mod transfer;
 
 use std::path::PathBuf;
 

@@ -4,6 +4,7 @@
 mod account;
 mod harness;
 mod sharing;
+mod transfer;
 
 use std::io::Read;
 use std::str::FromStr;

@@ -86,12 +86,18 @@ async fn connect(
     DeviceAuth(device): DeviceAuth,
 ) -> Result<Json<ConnectResponse>, ApiError> {
     state.store.touch_device(&device).await?;
-    Ok(Json(ConnectResponse {
+    Ok(Json(device_config(&state, &device).await?))
+}
+
+/// What a camera must encrypt under now, and the signed chain to the owner who says so.
+async fn device_config(state: &AppState, device: &Device) -> Result<ConnectResponse, ApiError> {
+    Ok(ConnectResponse {
         camera_id: device.camera(),
         epoch: device.epoch(),
-        certificate: state.store.current_certificate(&device).await?,
+        certificate: state.store.current_certificate(device).await?,
+        transfers: state.store.ownership_chain(device).await?,
         server_time: chrono::Utc::now(),
-    }))
+    })
 }
 
 /// Uploads one event: multipart parts `manifest` (a SignedManifest, first), `thumb` and
@@ -172,12 +178,7 @@ async fn stream(
 }
 
 async fn config_event(state: &AppState, device: &Device) -> Result<Event, ApiError> {
-    let config = ConnectResponse {
-        camera_id: device.camera(),
-        epoch: device.epoch(),
-        certificate: state.store.current_certificate(device).await?,
-        server_time: chrono::Utc::now(),
-    };
+    let config = device_config(state, device).await?;
     Event::default()
         .event("config")
         .json_data(&config)

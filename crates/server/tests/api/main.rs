@@ -11,4 +11,5 @@ mod retention;
 mod sessions;
 mod sharing;
 mod storms;
+mod transfers;
 mod uploads;
