@@ -10,6 +10,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::cache::{Faults, MembershipCache};
+use crate::commit::GroupCommit;
+use crate::presence::Presence;
 use crate::{Blobs, Result, StoreError};
 
 /// Tuning of a store handle.
@@ -35,6 +37,8 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) blobs: Blobs,
     pub(crate) members: Arc<MembershipCache>,
+    pub(crate) commit: GroupCommit,
+    pub(crate) presence: Arc<Presence>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -93,6 +97,8 @@ impl Store {
             .connect_with(options)
             .await?;
         let store = Self {
+            commit: GroupCommit::start(pool.clone()),
+            presence: Arc::default(),
             pool,
             blobs,
             members: Arc::new(MembershipCache::new(tuning.cache_capacity, tuning.faults)),

@@ -85,7 +85,7 @@ async fn connect(
     State(state): State<AppState>,
     DeviceAuth(device): DeviceAuth,
 ) -> Result<Json<ConnectResponse>, ApiError> {
-    state.store.touch_device(&device).await?;
+    state.store.touch_device(&device);
     Ok(Json(device_config(&state, &device).await?))
 }
 
@@ -143,20 +143,21 @@ async fn upload_event(
 }
 
 /// The camera's long-lived connection: a `config` event now (epoch and owner-signed
-/// certificate) and again whenever the owner rotates the content key.
+/// certificate) and again whenever the owner rotates the content key. The camera counts
+/// as online for as long as it is open.
 #[utoipa::path(get, path = "/v1/device/stream", tag = "device",
     responses((status = 200, content_type = "text/event-stream", body = ConnectResponse), (status = 401, body = Problem)))]
 async fn stream(
     State(state): State<AppState>,
     DeviceAuth(device): DeviceAuth,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    state.store.touch_device(&device).await?;
+    let connected = state.store.hold_connection(&device);
     let rotations = state.rotations.subscribe();
     let first = config_event(&state, &device).await?;
     let camera = device.camera();
     let updates = futures_util::stream::unfold(
-        (rotations, state, device),
-        move |(mut rotations, state, device)| async move {
+        (rotations, state, device, connected),
+        move |(mut rotations, state, device, connected)| async move {
             loop {
                 match rotations.recv().await {
                     Ok(rotated) if rotated == camera => {}
@@ -168,7 +169,7 @@ async fn stream(
                     return None;
                 };
                 if let Ok(event) = config_event(&state, &device).await {
-                    return Some((Ok(event), (rotations, state, device)));
+                    return Some((Ok(event), (rotations, state, device, connected)));
                 }
             }
         },
