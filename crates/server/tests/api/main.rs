@@ -4,6 +4,7 @@
 mod common;
 
 mod audit;
+mod cancellation;
 mod ciphertext_only;
 mod one_door;
 mod openapi;
