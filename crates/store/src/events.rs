@@ -24,6 +24,14 @@ pub enum Inserted {
     Duplicate,
 }
 
+/// Where a media object is, and whether the caller must step up to read it.
+pub struct MediaLocation {
+    pub key: BlobKey,
+    pub size: u64,
+    /// The account asks for a fresh password or TOTP check and this session has none.
+    pub step_up_needed: bool,
+}
+
 /// An event row as the group commit writes it.
 pub(crate) struct EventRecord {
     camera: String,
@@ -285,26 +293,37 @@ impl Store {
         event_from_row(&row)
     }
 
-    /// Where an event's thumbnail or clip is stored, and its size.
+    /// Where an event's thumbnail or clip is stored and how large it is, in one query
+    /// with what the media route also needs: whether this session must step up first.
     pub async fn media_location(
         &self,
         auth: &Authorized<View>,
         event: EventId,
         object: MediaObject,
-    ) -> Result<(BlobKey, u64)> {
-        let info = self.event(auth, event).await?;
-        let manifest = info
-            .manifest
-            .peek()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(match object {
-            MediaObject::Thumb => (
-                BlobKey::media(auth.camera(), event, object, &manifest.thumb_sha256),
-                info.thumb_size,
-            ),
-            MediaObject::Clip => (
-                BlobKey::media(auth.camera(), event, object, &manifest.clip_sha256),
-                info.clip_size,
+    ) -> Result<MediaLocation> {
+        let (hash, size) = match object {
+            MediaObject::Thumb => ("e.thumb_sha256", "e.thumb_size"),
+            MediaObject::Clip => ("e.clip_sha256", "e.clip_size"),
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {hash} AS hash, {size} AS size, u.require_step_up, s.step_up_at \
+             FROM events e, users u JOIN sessions s ON s.user_id = u.id \
+             WHERE e.camera_id = $1 AND e.id = $2 AND u.id = $3 AND s.id = $4"
+        ))
+        .bind(auth.camera().to_string())
+        .bind(event.to_string())
+        .bind(auth.user().to_string())
+        .bind(auth.session().to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let hash: String = row.try_get("hash")?;
+        Ok(MediaLocation {
+            key: BlobKey::media(auth.camera(), event, object, &hash),
+            size: rows::u64_col(&row, "size")?,
+            step_up_needed: crate::sessions::step_up_needed(
+                row.try_get("require_step_up")?,
+                row.try_get("step_up_at")?,
             ),
         })
     }
