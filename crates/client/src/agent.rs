@@ -10,12 +10,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cc_core::api::{PairingRequest, PairingResult, UploadAck, MAX_CLIP_BYTES, MAX_THUMB_BYTES};
+use cc_core::api::{
+    ConnectResponse, PairingRequest, PairingResult, UploadAck, MAX_CLIP_BYTES, MAX_THUMB_BYTES,
+};
 use cc_core::certificate::{CameraCertificate, SignedCertificate};
 use cc_core::claim::ClaimCode;
 use cc_core::envelope::Recipient;
 use cc_core::keys::verifying_key_from_bytes;
 use cc_core::manifest::{sha256_hex, EventKind, Manifest, SignedManifest};
+use cc_core::transfer;
 use cc_core::{CameraId, EventId};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -267,18 +270,27 @@ fn check_own_certificate(
     Ok(cert)
 }
 
-/// Checks the certificate the server says is current: signed by the pinned owner, for
-/// this camera and device, for the epoch the server asks for, and not older than the
-/// pinned one (a server must not roll a camera back to a key a removed member holds).
+/// Checks the certificate the server says is current: signed by the pinned owner, or by
+/// a new owner the pinned one handed the camera to in a signed transfer, for this camera
+/// and device, for the epoch the server asks for, and not older than the pinned one (a
+/// server must not roll a camera back to a key a removed member holds).
 fn check_current_certificate(
-    current: &SignedCertificate,
-    owner: &VerifyingKey,
+    config: &ConnectResponse,
     pinned: &CameraCertificate,
     device: &VerifyingKey,
-    epoch: u32,
 ) -> Result<CameraCertificate, ClientError> {
     let refused = |why: String| ClientError::PairingRefused(why);
-    let cert = current.verify_owner(owner).map_err(|e| {
+    let pinned_owner =
+        owner_key(pinned).ok_or_else(|| refused("the pinned owner key is malformed".into()))?;
+    let owner = transfer::follow(
+        pinned.camera_id,
+        pinned_owner,
+        pinned.epoch,
+        &config.transfers,
+    )
+    .map_err(|e| refused(format!("the camera's ownership chain does not verify: {e}")))?;
+    let epoch = config.epoch;
+    let cert = config.certificate.verify_owner(&owner.key).map_err(|e| {
         refused(format!(
             "the current certificate is not signed by this camera's owner: {e}"
         ))
@@ -288,7 +300,7 @@ fn check_current_certificate(
             "the current certificate names another camera or device key".into(),
         ));
     }
-    if cert.epoch != epoch || cert.epoch < pinned.epoch {
+    if cert.epoch != epoch || cert.epoch < pinned.epoch || cert.epoch < owner.since {
         return Err(refused(format!(
             "the server asks for epoch {epoch} with a certificate for epoch {} (this camera is at epoch {})",
             cert.epoch, pinned.epoch
@@ -343,16 +355,7 @@ impl Agent {
                 connected.camera_id, state.camera_id
             )));
         }
-        let owner = owner_key(&pinned).ok_or_else(|| {
-            ClientError::PairingRefused("the pinned owner key is malformed".into())
-        })?;
-        let current = check_current_certificate(
-            &connected.certificate,
-            &owner,
-            &pinned,
-            &device.verifying_key(),
-            connected.epoch,
-        )?;
+        let current = check_current_certificate(&connected, &pinned, &device.verifying_key())?;
         if connected.certificate != state.certificate {
             state.certificate = connected.certificate.clone();
             dir.save_state(state)?;
@@ -502,40 +505,143 @@ mod tests {
         assert!(check_pairing(&code, &vk, &swapped).is_err());
     }
 
+    fn config(
+        certificate: SignedCertificate,
+        epoch: u32,
+        transfers: Vec<transfer::SignedTransfer>,
+    ) -> ConnectResponse {
+        ConnectResponse {
+            camera_id: CameraId::new_v7(),
+            epoch,
+            certificate,
+            transfers,
+            server_time: Utc::now(),
+        }
+    }
+
+    fn certificate_at(
+        pinned: &CameraCertificate,
+        epoch: u32,
+        signer: &UserKeys,
+    ) -> SignedCertificate {
+        let cert = CameraCertificate {
+            epoch,
+            content_recipient: Identity::generate().recipient().to_string(),
+            owner_key: cc_core::b64::encode(signer.verifying_key().as_bytes()),
+            ..pinned.clone()
+        };
+        SignedCertificate::sign(&cert, &signer.signing)
+    }
+
+    fn handover(
+        camera: CameraId,
+        from: &UserKeys,
+        to: &UserKeys,
+        epoch: u32,
+    ) -> transfer::SignedTransfer {
+        let statement = transfer::OwnershipTransfer {
+            v: 1,
+            camera_id: camera,
+            from_key: cc_core::b64::encode(from.verifying_key().as_bytes()),
+            to_user: cc_core::UserId::new_v7(),
+            to_key: cc_core::b64::encode(to.verifying_key().as_bytes()),
+            epoch,
+            issued_at: Utc::now(),
+        };
+        transfer::SignedTransfer::sign(&statement, &from.signing)
+    }
+
+    fn pinned_at_first_epoch(
+        owner: &UserKeys,
+        device: &SigningKey,
+    ) -> Result<CameraCertificate, ClientError> {
+        paired(owner, device)
+            .certificate
+            .peek()
+            .map_err(|e| ClientError::Invalid(e.to_string()))
+    }
+
     #[test]
     fn only_the_pinned_owners_current_certificate_is_used() -> Result<(), ClientError> {
         let owner = UserKeys::generate();
         let device = SigningKey::generate(&mut rand::rngs::OsRng);
         let vk = device.verifying_key();
-        let first = paired(&owner, &device);
-        let pinned = first
-            .certificate
-            .peek()
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let at_epoch = |epoch: u32, signer: &UserKeys| {
-            let cert = CameraCertificate {
-                epoch,
-                content_recipient: Identity::generate().recipient().to_string(),
-                owner_key: cc_core::b64::encode(signer.verifying_key().as_bytes()),
-                ..pinned.clone()
-            };
-            SignedCertificate::sign(&cert, &signer.signing)
+        let pinned = pinned_at_first_epoch(&owner, &device)?;
+        let at = |epoch, signer: &UserKeys, asked| {
+            check_current_certificate(
+                &config(certificate_at(&pinned, epoch, signer), asked, vec![]),
+                &pinned,
+                &vk,
+            )
         };
-        let ovk = owner.verifying_key();
-        assert!(check_current_certificate(&at_epoch(1, &owner), &ovk, &pinned, &vk, 1).is_ok());
-        let rotated = check_current_certificate(&at_epoch(2, &owner), &ovk, &pinned, &vk, 2)?;
-        assert_eq!(rotated.epoch, 2);
+        assert!(at(1, &owner, 1).is_ok());
+        assert_eq!(at(2, &owner, 2)?.epoch, 2);
         let impostor = UserKeys::generate();
-        assert!(check_current_certificate(&at_epoch(2, &impostor), &ovk, &pinned, &vk, 2).is_err());
-        assert!(check_current_certificate(&at_epoch(2, &owner), &ovk, &pinned, &vk, 3).is_err());
+        assert!(at(2, &impostor, 2).is_err());
+        assert!(at(2, &owner, 3).is_err());
         let newer = CameraCertificate {
             epoch: 3,
             ..pinned.clone()
         };
+        let rolled_back = config(certificate_at(&pinned, 2, &owner), 2, vec![]);
         assert!(
-            check_current_certificate(&at_epoch(2, &owner), &ovk, &newer, &vk, 2).is_err(),
+            check_current_certificate(&rolled_back, &newer, &vk).is_err(),
             "a server cannot roll a camera back to an older epoch"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_new_owner_is_believed_only_through_the_old_owners_transfer() -> Result<(), ClientError> {
+        let (owner, next, server) = (
+            UserKeys::generate(),
+            UserKeys::generate(),
+            UserKeys::generate(),
+        );
+        let device = SigningKey::generate(&mut rand::rngs::OsRng);
+        let vk = device.verifying_key();
+        let pinned = pinned_at_first_epoch(&owner, &device)?;
+        let camera = pinned.camera_id;
+
+        let handed = config(
+            certificate_at(&pinned, 2, &next),
+            2,
+            vec![handover(camera, &owner, &next, 2)],
+        );
+        let adopted = check_current_certificate(&handed, &pinned, &vk)?;
+        assert_eq!(
+            adopted.owner_key,
+            cc_core::b64::encode(next.verifying_key().as_bytes())
+        );
+
+        let no_statement = config(certificate_at(&pinned, 2, &next), 2, vec![]);
+        assert!(check_current_certificate(&no_statement, &pinned, &vk).is_err());
+        let forged = config(
+            certificate_at(&pinned, 2, &server),
+            2,
+            vec![handover(camera, &server, &server, 2)],
+        );
+        assert!(
+            check_current_certificate(&forged, &pinned, &vk).is_err(),
+            "a server's own statement"
+        );
+        let early = config(
+            certificate_at(&pinned, 2, &next),
+            2,
+            vec![handover(camera, &owner, &next, 3)],
+        );
+        assert!(
+            check_current_certificate(&early, &pinned, &vk).is_err(),
+            "signed before the handover"
+        );
+
+        // Once the camera adopted the new owner, replaying the handover changes nothing.
+        let back = config(
+            certificate_at(&adopted, 3, &owner),
+            3,
+            vec![handover(camera, &owner, &next, 2)],
+        );
+        assert!(check_current_certificate(&back, &adopted, &vk).is_err());
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use cc_core::api::{
     LoginRequest, LoginResponse, LookupQuery, Me, PairingRequest, PairingResult, PairingStarted,
     PreloginRequest, PreloginResponse, Problem, RecoveryCodes, RenameCameraRequest, RotateRequest,
     SecuritySettings, SessionInfo, ShareInfo, SignupRequest, SignupResponse, StepUpRequest,
-    TotpCode, TotpSetup, UploadAck, UserPublic,
+    TotpCode, TotpSetup, TransferOffer, TransferRequest, UploadAck, UserPublic,
 };
 use cc_core::manifest::SignedManifest;
 use cc_core::{CameraId, ClaimId, EventId, PairingId, SessionId, UserId};
@@ -327,6 +327,39 @@ impl Api {
     /// Moves a camera to its next content-key epoch (owner only).
     pub async fn rotate(&self, camera: CameraId, req: &RotateRequest) -> Result<(), ClientError> {
         let path = format!("/v1/cameras/{camera}/rotate");
+        self.empty(self.request(Method::POST, &path).json(req))
+            .await
+    }
+
+    /// Offers a camera to another account (owner only).
+    pub async fn offer_transfer(
+        &self,
+        camera: CameraId,
+        req: &TransferRequest,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/cameras/{camera}/transfer");
+        self.empty(self.request(Method::POST, &path).json(req))
+            .await
+    }
+
+    /// Withdraws a pending transfer offer (owner only).
+    pub async fn cancel_transfer(&self, camera: CameraId) -> Result<(), ClientError> {
+        let path = format!("/v1/cameras/{camera}/transfer");
+        self.empty(self.request(Method::DELETE, &path)).await
+    }
+
+    /// Cameras offered to the caller.
+    pub async fn transfer_offers(&self) -> Result<Vec<TransferOffer>, ClientError> {
+        self.json(self.request(Method::GET, "/v1/transfers")).await
+    }
+
+    /// Takes over an offered camera with a rotation to the caller's own key.
+    pub async fn accept_transfer(
+        &self,
+        camera: CameraId,
+        req: &RotateRequest,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/transfers/{camera}/accept");
         self.empty(self.request(Method::POST, &path).json(req))
             .await
     }

@@ -23,6 +23,7 @@ pub mod media;
 pub mod profile;
 pub mod sharing;
 pub mod sse;
+pub mod transfer;
 pub mod trust;
 pub mod watch;
 

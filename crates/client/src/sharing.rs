@@ -213,7 +213,12 @@ pub async fn rotate(session: &Session, info: &CameraInfo) -> Result<u32, ClientE
         owner_key: cc_core::b64::encode(session.keys.verifying_key().as_bytes()),
         issued_at: Utc::now(),
     };
-    let members = shares(session, camera).await?;
+    let members: Vec<UserPublic> = shares(session, camera)
+        .await?
+        .into_iter()
+        .filter(|m| m.status == ShareStatus::Active)
+        .map(|m| m.user)
+        .collect();
     let me = (session.profile.user_id, session.keys.recipient());
     let request = RotateRequest {
         certificate: SignedCertificate::sign(&certificate, &session.keys.signing),
@@ -228,11 +233,11 @@ pub async fn rotate(session: &Session, info: &CameraInfo) -> Result<u32, ClientE
     Ok(epoch)
 }
 
-/// The new content key encrypted to every active member and to the owner `me`, once
-/// each; pending invitees and anyone no longer listed get nothing.
+/// The new content key encrypted to the owner `me` and to every one of `members` (the
+/// active ones: pending invitees and anyone no longer listed get nothing), once each.
 pub fn rotation_grants(
     content: &Identity,
-    members: &[ShareInfo],
+    members: &[UserPublic],
     me: (UserId, Recipient),
 ) -> Result<Vec<MemberGrant>, ClientError> {
     let secret = zeroize::Zeroizing::new(content.to_secret_string());
@@ -241,14 +246,12 @@ pub fn rotation_grants(
         grant: me.1.encrypt(secret.as_bytes())?,
     }];
     for member in members {
-        if member.status != ShareStatus::Active
-            || grants.iter().any(|g| g.user_id == member.user.user_id)
-        {
+        if grants.iter().any(|g| g.user_id == member.user_id) {
             continue;
         }
-        let recipient = Recipient::parse(&member.user.age_recipient)?;
+        let recipient = Recipient::parse(&member.age_recipient)?;
         grants.push(MemberGrant {
-            user_id: member.user.user_id,
+            user_id: member.user_id,
             grant: recipient.encrypt(secret.as_bytes())?,
         });
     }
@@ -331,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn rotation_grants_go_to_active_members_and_the_owner_only() -> Result<(), ClientError> {
+    fn rotation_grants_go_to_the_members_and_the_owner_once_each() -> Result<(), ClientError> {
         let content = Identity::generate();
         let owner = Identity::generate();
         let owner_id = UserId::new_v7();
@@ -339,8 +342,7 @@ mod tests {
         let (_, pending) = share(ShareStatus::Pending);
         let mut owner_row = share(ShareStatus::Active).1;
         owner_row.user.user_id = owner_id;
-        owner_row.role = Role::Owner;
-        let members = [owner_row, active.clone(), pending.clone()];
+        let members = [owner_row.user, active.user.clone()];
         let grants = rotation_grants(&content, &members, (owner_id, owner.recipient()))?;
         assert_eq!(grants.len(), 2);
         let find = |user: UserId| grants.iter().find(|g| g.user_id == user);

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::certificate::SignedCertificate;
 use crate::keys::KdfParams;
 use crate::manifest::{EventKind, SignedManifest};
+use crate::transfer::SignedTransfer;
 use crate::{CameraId, ClaimId, EventId, PairingId, SessionId, UserId};
 
 /// RFC 9457 problem details, with a stable machine-readable `code`.
@@ -189,6 +190,10 @@ pub struct CameraInfo {
     /// A member was removed since the last key rotation; the owner's client rotates.
     #[serde(default)]
     pub rotation_needed: bool,
+    /// Every accepted ownership transfer, oldest first: how a member who pinned an
+    /// earlier owner reaches the key that signs the certificate now.
+    #[serde(default)]
+    pub transfers: Vec<SignedTransfer>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -238,6 +243,10 @@ pub struct ConnectResponse {
     /// The owner-signed certificate of that epoch; the camera verifies it with the owner
     /// key it pinned at pairing before using its recipient.
     pub certificate: SignedCertificate,
+    /// Ownership transfers, oldest first, from the owner pinned at pairing to the one
+    /// who signed `certificate`.
+    #[serde(default)]
+    pub transfers: Vec<SignedTransfer>,
     pub server_time: DateTime<Utc>,
 }
 
@@ -356,6 +365,34 @@ pub struct RotateRequest {
     pub grants: Vec<MemberGrant>,
     /// The camera's name sealed to the new epoch.
     pub name: SealedName,
+}
+
+/// Offers the camera to a new owner (owner only): the statement signed by the current
+/// owner, and every epoch's content key encrypted to the new owner, so the recordings
+/// stay theirs to watch.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TransferRequest {
+    pub transfer: SignedTransfer,
+    pub grants: Vec<Grant>,
+}
+
+/// A camera offered to the caller, with what their client needs to take it over: verify
+/// the statement with the current owner's key (compare the verification phrase first),
+/// open the name, and rotate to a content key of its own for the members who stay.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct TransferOffer {
+    #[schema(value_type = String, format = Uuid)]
+    pub camera_id: CameraId,
+    pub from: UserPublic,
+    pub transfer: SignedTransfer,
+    /// The certificate of the current epoch, signed by the current owner.
+    pub certificate: SignedCertificate,
+    pub name: SealedName,
+    /// The content keys of every epoch, encrypted to the caller.
+    pub grants: Vec<Grant>,
+    /// Members who keep their access (everyone but the current owner).
+    pub members: Vec<UserPublic>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// One read of a camera's data, from the access log.

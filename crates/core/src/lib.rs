@@ -13,7 +13,8 @@ pub mod envelope;
 pub mod ids;
 pub mod keys;
 pub mod manifest;
+pub mod phrase;
 pub mod signed;
+pub mod transfer;
 
 pub use ids::{CameraId, ClaimId, EventId, Id, PairingId, SessionId, UserId};
-pub mod phrase;

@@ -168,6 +168,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %e, "database saturated; asking the client to retry");
                 ApiError::Busy
             }
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "write not committed; asking the client to retry");
+                ApiError::Busy
+            }
             StoreError::Db(e) => ApiError::Internal(format!("database: {e}")),
             StoreError::Blob(e) => ApiError::Internal(format!("blob store: {e}")),
             StoreError::Corrupt(e) => ApiError::Internal(format!("corrupt data: {e}")),

@@ -117,6 +117,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::cameras::routes())
         .merge(routes::events::routes())
         .merge(routes::shares::routes())
+        .merge(routes::transfers::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             admission.clone(),
             admission::viewer_gate,
@@ -231,6 +232,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         })?;
     let addr = listener.local_addr()?;
     tokio::spawn(sweep(state.store.clone()));
+    tokio::spawn(flush_presence(state.store.clone()));
     println!(
         "Closed Circuit listening on http://{addr} (data in {}, metadata in {})",
         state.config.data_dir.display(),
@@ -255,6 +257,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     }
     Ok(())
+}
+
+/// Writes which cameras this node sees connected, every few seconds, in one transaction.
+async fn flush_presence(store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.flush_presence().await {
+            tracing::warn!(error = %e, "writing camera presence failed; retrying next round");
+        }
+    }
 }
 
 /// Ends guest shares and applies retention, once a minute.

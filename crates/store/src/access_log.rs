@@ -7,7 +7,7 @@ use cc_core::{CameraId, EventId, SessionId, UserId};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::authz::{Authorized, Manage, View};
 use crate::time::{from_ms, now_ms, to_ms};
@@ -74,6 +74,79 @@ fn entry_from_row(row: &AnyRow) -> Result<AccessEntry> {
     })
 }
 
+/// One access as the group commit appends it.
+pub(crate) struct AccessRecord {
+    at: i64,
+    user: String,
+    session: String,
+    camera: String,
+    event: Option<String>,
+    object: String,
+    ip: String,
+}
+
+#[cfg(test)]
+impl AccessRecord {
+    pub(crate) fn for_test(n: usize) -> Self {
+        Self {
+            at: i64::try_from(n).unwrap_or_default(),
+            user: UserId::new_v7().to_string(),
+            session: SessionId::new_v7().to_string(),
+            camera: CameraId::new_v7().to_string(),
+            event: None,
+            object: "clip".into(),
+            ip: "192.0.2.1".into(),
+        }
+    }
+}
+
+/// Appends `r` to the chain on `conn` (inside the group commit's transaction). The head
+/// row serialises appends on every backend.
+pub(crate) async fn append_in(conn: &mut AnyConnection, r: &AccessRecord) -> Result<()> {
+    sqlx::query("UPDATE access_log_head SET seq = seq + 1 WHERE id = 1")
+        .execute(&mut *conn)
+        .await?;
+    let head = sqlx::query("SELECT seq, hash FROM access_log_head WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev: String = head.try_get("hash")?;
+    let hash = chain_hash(
+        &prev,
+        &Chained {
+            seq,
+            at: r.at,
+            user: &r.user,
+            session: &r.session,
+            camera: &r.camera,
+            event: r.event.as_deref(),
+            object: &r.object,
+            ip: &r.ip,
+        },
+    );
+    sqlx::query(
+        "INSERT INTO access_log (seq, at, user_id, session_id, camera_id, event_id, object, ip, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(seq)
+    .bind(r.at)
+    .bind(&r.user)
+    .bind(&r.session)
+    .bind(&r.camera)
+    .bind(&r.event)
+    .bind(&r.object)
+    .bind(&r.ip)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE access_log_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 const ENTRY_COLUMNS: &str =
     "l.seq, l.at, l.user_id, u.email, l.session_id, l.camera_id, l.event_id, l.object, l.ip";
 
@@ -124,52 +197,16 @@ impl Store {
         ip: &str,
         at: i64,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE access_log_head SET seq = seq + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
-        let head = sqlx::query("SELECT seq, hash FROM access_log_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
-        let seq: i64 = head.try_get("seq")?;
-        let prev: String = head.try_get("hash")?;
-        let (user, session, camera) = (user.to_string(), session.to_string(), camera.to_string());
-        let event = event.map(|e| e.to_string());
-        let hash = chain_hash(
-            &prev,
-            &Chained {
-                seq,
-                at,
-                user: &user,
-                session: &session,
-                camera: &camera,
-                event: event.as_deref(),
-                object,
-                ip,
-            },
-        );
-        sqlx::query(
-            "INSERT INTO access_log (seq, at, user_id, session_id, camera_id, event_id, object, ip, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(seq)
-        .bind(at)
-        .bind(&user)
-        .bind(&session)
-        .bind(&camera)
-        .bind(event)
-        .bind(object)
-        .bind(ip)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE access_log_head SET hash = $1 WHERE id = 1")
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let record = AccessRecord {
+            at,
+            user: user.to_string(),
+            session: session.to_string(),
+            camera: camera.to_string(),
+            event: event.map(|e| e.to_string()),
+            object: object.to_owned(),
+            ip: ip.to_owned(),
+        };
+        self.commit.append_access(record).await
     }
 
     /// Who read what from this camera, oldest first (owner and admins).

@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::accounts::token_hash;
-use crate::authz::{self, Authorized, Device, Manage, Own, Session, View};
+use crate::authz::{self, Authorized, Manage, Own, Session, View};
 use crate::blobs::BlobKey;
 use crate::time::{from_ms, now_ms};
 use crate::{rows, Result, Store, StoreError};
@@ -316,7 +316,9 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
-        let last_seen: Option<i64> = row.try_get("last_seen_at")?;
+        let last_seen = row
+            .try_get::<Option<i64>, _>("last_seen_at")?
+            .max(self.presence.last_seen(auth.camera()));
         let last_event: Option<i64> = row.try_get("last_event_at")?;
         Ok(CameraInfo {
             camera_id: rows::id(&row, "id")?,
@@ -335,6 +337,7 @@ impl Store {
             last_event_at: last_event.map(from_ms),
             paired_at: from_ms(row.try_get("paired_at")?),
             rotation_needed: row.try_get::<i64, _>("rotation_needed")? != 0,
+            transfers: crate::transfers::chain(&self.pool, auth.camera()).await?,
         })
     }
 
@@ -400,15 +403,5 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Records that a camera is connected.
-    pub async fn touch_device(&self, device: &Device) -> Result<()> {
-        sqlx::query("UPDATE cameras SET last_seen_at = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(device.camera().to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }

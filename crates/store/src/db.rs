@@ -10,6 +10,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::cache::{Faults, MembershipCache};
+use crate::commit::GroupCommit;
+use crate::presence::Presence;
 use crate::{Blobs, Result, StoreError};
 
 /// Tuning of a store handle.
@@ -35,6 +37,8 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) blobs: Blobs,
     pub(crate) members: Arc<MembershipCache>,
+    pub(crate) commit: GroupCommit,
+    pub(crate) presence: Arc<Presence>,
     pub(crate) backend: Backend,
 }
 
@@ -79,6 +83,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/sqlite/0003_retention_quota.sql"),
     ),
+    (4, include_str!("../migrations/sqlite/0004_transfers.sql")),
 ];
 
 /// The same versions as [`SQLITE_MIGRATIONS`], in PostgreSQL's dialect.
@@ -92,6 +97,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_retention_quota.sql"),
     ),
+    (4, include_str!("../migrations/postgres/0004_transfers.sql")),
 ];
 
 /// Key of the PostgreSQL advisory lock that makes nodes starting together on one
@@ -133,6 +139,8 @@ impl Store {
             .connect_with(options)
             .await?;
         let store = Self {
+            commit: GroupCommit::start(pool.clone()),
+            presence: Arc::default(),
             pool,
             blobs,
             members: Arc::new(MembershipCache::new(tuning.cache_capacity, tuning.faults)),

@@ -7,7 +7,7 @@ use cc_core::api::{EventInfo, EventPage, EventQuery, MAX_PAGE};
 use cc_core::manifest::{Manifest, SignedManifest};
 use cc_core::{CameraId, EventId};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::authz::{Authorized, Device, View};
 use crate::blobs::{BlobKey, MediaObject};
@@ -22,6 +22,96 @@ const EVENT_COLUMNS: &str = "camera_id, id, kind, started_at, duration_ms, epoch
 pub enum Inserted {
     New,
     Duplicate,
+}
+
+/// Where a media object is, and whether the caller must step up to read it.
+pub struct MediaLocation {
+    pub key: BlobKey,
+    pub size: u64,
+    /// The account asks for a fresh password or TOTP check and this session has none.
+    pub step_up_needed: bool,
+}
+
+/// An event row as the group commit writes it.
+pub(crate) struct EventRecord {
+    camera: String,
+    event: String,
+    kind: &'static str,
+    started_at: i64,
+    duration_ms: i64,
+    epoch: i64,
+    thumb_sha256: String,
+    thumb_size: i64,
+    clip_sha256: String,
+    clip_size: i64,
+    body: String,
+    signature: String,
+}
+
+#[cfg(test)]
+impl EventRecord {
+    pub(crate) fn for_test(camera: &str) -> Self {
+        Self {
+            camera: camera.to_owned(),
+            event: EventId::new_v7().to_string(),
+            kind: "motion",
+            started_at: 0,
+            duration_ms: 0,
+            epoch: 1,
+            thumb_sha256: String::new(),
+            thumb_size: 0,
+            clip_sha256: String::new(),
+            clip_size: 0,
+            body: String::new(),
+            signature: String::new(),
+        }
+    }
+}
+
+/// Inserts `record` on `conn` (inside the group commit's transaction).
+pub(crate) async fn insert_in(conn: &mut AnyConnection, r: &EventRecord) -> Result<Inserted> {
+    let now = now_ms();
+    let done = sqlx::query(&format!(
+        "INSERT INTO events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (camera_id, id) DO NOTHING"
+    ))
+    .bind(&r.camera)
+    .bind(&r.event)
+    .bind(r.kind)
+    .bind(r.started_at)
+    .bind(r.duration_ms)
+    .bind(r.epoch)
+    .bind(&r.thumb_sha256)
+    .bind(r.thumb_size)
+    .bind(&r.clip_sha256)
+    .bind(r.clip_size)
+    .bind(&r.body)
+    .bind(&r.signature)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        let existing =
+            sqlx::query("SELECT manifest_body FROM events WHERE camera_id = $1 AND id = $2")
+                .bind(&r.camera)
+                .bind(&r.event)
+                .fetch_optional(&mut *conn)
+                .await?;
+        return match existing {
+            Some(row) if row.try_get::<String, _>("manifest_body")? == r.body => {
+                Ok(Inserted::Duplicate)
+            }
+            _ => Err(StoreError::Conflict(
+                "a different event with this ID is already stored",
+            )),
+        };
+    }
+    sqlx::query("UPDATE cameras SET last_event_at = $1, last_seen_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(&r.camera)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Inserted::New)
 }
 
 /// The position after which the next page starts: (started_at ms, event ID).
@@ -95,8 +185,9 @@ impl Store {
         .transpose()
     }
 
-    /// Commits an event row whose blobs are already durable. Idempotent on the event ID:
-    /// the same manifest again is a duplicate, a different one a conflict.
+    /// Commits an event row whose blobs are already durable, through the group commit.
+    /// Idempotent on the event ID: the same manifest again is a duplicate, a different
+    /// one a conflict.
     pub async fn insert_event(
         &self,
         device: &Device,
@@ -106,43 +197,21 @@ impl Store {
         if manifest.camera_id != device.camera() {
             return Err(StoreError::Invalid("manifest names another camera"));
         }
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(&format!(
-            "INSERT INTO events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (camera_id, id) DO NOTHING"
-        ))
-        .bind(device.camera().to_string())
-        .bind(manifest.event_id.to_string())
-        .bind(manifest.kind.as_str())
-        .bind(to_ms(manifest.started_at))
-        .bind(i64::from(manifest.duration_ms))
-        .bind(i64::from(manifest.epoch))
-        .bind(&manifest.thumb_sha256)
-        .bind(to_i64(manifest.thumb_size)?)
-        .bind(&manifest.clip_sha256)
-        .bind(to_i64(manifest.clip_size)?)
-        .bind(&signed.body)
-        .bind(&signed.signature)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            drop(tx);
-            return match self.stored_manifest(device, manifest.event_id).await? {
-                Some(existing) if existing.body == signed.body => Ok(Inserted::Duplicate),
-                _ => Err(StoreError::Conflict(
-                    "a different event with this ID is already stored",
-                )),
-            };
-        }
-        sqlx::query("UPDATE cameras SET last_event_at = $1, last_seen_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(device.camera().to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Inserted::New)
+        let record = EventRecord {
+            camera: device.camera().to_string(),
+            event: manifest.event_id.to_string(),
+            kind: manifest.kind.as_str(),
+            started_at: to_ms(manifest.started_at),
+            duration_ms: i64::from(manifest.duration_ms),
+            epoch: i64::from(manifest.epoch),
+            thumb_sha256: manifest.thumb_sha256.clone(),
+            thumb_size: to_i64(manifest.thumb_size)?,
+            clip_sha256: manifest.clip_sha256.clone(),
+            clip_size: to_i64(manifest.clip_size)?,
+            body: signed.body.clone(),
+            signature: signed.signature.clone(),
+        };
+        self.commit.insert_event(record).await
     }
 
     /// One page of a camera's events, newest first.
@@ -224,26 +293,37 @@ impl Store {
         event_from_row(&row)
     }
 
-    /// Where an event's thumbnail or clip is stored, and its size.
+    /// Where an event's thumbnail or clip is stored and how large it is, in one query
+    /// with what the media route also needs: whether this session must step up first.
     pub async fn media_location(
         &self,
         auth: &Authorized<View>,
         event: EventId,
         object: MediaObject,
-    ) -> Result<(BlobKey, u64)> {
-        let info = self.event(auth, event).await?;
-        let manifest = info
-            .manifest
-            .peek()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(match object {
-            MediaObject::Thumb => (
-                BlobKey::media(auth.camera(), event, object, &manifest.thumb_sha256),
-                info.thumb_size,
-            ),
-            MediaObject::Clip => (
-                BlobKey::media(auth.camera(), event, object, &manifest.clip_sha256),
-                info.clip_size,
+    ) -> Result<MediaLocation> {
+        let (hash, size) = match object {
+            MediaObject::Thumb => ("e.thumb_sha256", "e.thumb_size"),
+            MediaObject::Clip => ("e.clip_sha256", "e.clip_size"),
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {hash} AS hash, {size} AS size, u.require_step_up, s.step_up_at \
+             FROM events e, users u JOIN sessions s ON s.user_id = u.id \
+             WHERE e.camera_id = $1 AND e.id = $2 AND u.id = $3 AND s.id = $4"
+        ))
+        .bind(auth.camera().to_string())
+        .bind(event.to_string())
+        .bind(auth.user().to_string())
+        .bind(auth.session().to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let hash: String = row.try_get("hash")?;
+        Ok(MediaLocation {
+            key: BlobKey::media(auth.camera(), event, object, &hash),
+            size: rows::u64_col(&row, "size")?,
+            step_up_needed: crate::sessions::step_up_needed(
+                row.try_get("require_step_up")?,
+                row.try_get("step_up_at")?,
             ),
         })
     }

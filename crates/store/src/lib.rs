@@ -11,9 +11,11 @@ pub mod authz;
 pub mod blobs;
 pub mod cache;
 pub mod cameras;
+mod commit;
 mod db;
 pub mod events;
 pub mod metadata_copy;
+pub mod presence;
 pub mod retention;
 mod rows;
 pub mod sessions;
@@ -21,6 +23,7 @@ pub mod shares;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod time;
+pub mod transfers;
 
 use std::sync::Arc;
 
@@ -50,6 +53,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("blob storage error: {0}")]
     Blob(#[from] std::io::Error),
+    /// Not stored because the database could not commit now; retrying is safe.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

@@ -201,6 +201,30 @@ pub const TABLES: &[Table] = &[
         key: &["camera_id", "invitee_id"],
     },
     Table {
+        name: "transfers",
+        columns: &[
+            ("camera_id", Text),
+            ("epoch", Int),
+            ("from_user_id", Text),
+            ("to_user_id", Text),
+            ("body", Text),
+            ("signature", Text),
+            ("created_at", Int),
+            ("accepted_at", Int),
+        ],
+        key: &["camera_id", "epoch"],
+    },
+    Table {
+        name: "transfer_grants",
+        columns: &[
+            ("camera_id", Text),
+            ("transfer_epoch", Int),
+            ("epoch", Int),
+            ("grant_ct", Bytes),
+        ],
+        key: &["camera_id", "transfer_epoch", "epoch"],
+    },
+    Table {
         name: "membership_history",
         columns: &[
             ("camera_id", Text),

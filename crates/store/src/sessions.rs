@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use totp_rs::{Algorithm, TOTP};
 
-use crate::authz::{Authorized, Session, View};
+use crate::authz::Session;
 use crate::time::{from_ms, now_ms};
 use crate::{rows, Result, Store, StoreError};
 
@@ -215,19 +215,10 @@ impl Store {
         }
         self.mark_stepped_up(session).await
     }
+}
 
-    /// Whether the viewer's account asks for step-up and this session has none fresh.
-    pub async fn needs_step_up(&self, auth: &Authorized<View>) -> Result<bool> {
-        let row = sqlx::query(
-            "SELECT u.require_step_up, s.step_up_at FROM users u JOIN sessions s ON s.user_id = u.id \
-             WHERE u.id = $1 AND s.id = $2",
-        )
-        .bind(auth.user().to_string())
-        .bind(auth.session().to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        let required = row.try_get::<i64, _>("require_step_up")? != 0;
-        let at: Option<i64> = row.try_get("step_up_at")?;
-        Ok(required && at.is_none_or(|t| now_ms() - t >= STEP_UP_TTL_MS))
-    }
+/// Whether an account that `required` step-up (stored as 0/1) must step up on a session
+/// last verified at `at`.
+pub(crate) fn step_up_needed(required: i64, at: Option<i64>) -> bool {
+    required != 0 && at.is_none_or(|t| now_ms() - t >= STEP_UP_TTL_MS)
 }

@@ -11,6 +11,7 @@ use cc_core::certificate::SignedCertificate;
 use cc_core::envelope::looks_like_age;
 use cc_core::keys::verifying_key_from_bytes;
 use cc_core::{CameraId, UserId};
+use ed25519_dalek::VerifyingKey;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -18,7 +19,7 @@ use crate::authz::{parse_role, role_str, Authorized, Device, Manage, Own, Sessio
 use crate::time::{from_ms, now_ms, to_ms};
 use crate::{rows, Result, Store, StoreError};
 
-fn user_public(row: &AnyRow, prefix: &str) -> Result<UserPublic> {
+pub(crate) fn user_public(row: &AnyRow, prefix: &str) -> Result<UserPublic> {
     Ok(UserPublic {
         user_id: rows::id(row, &format!("{prefix}id"))?,
         email: row.try_get(format!("{prefix}email").as_str())?,
@@ -27,7 +28,7 @@ fn user_public(row: &AnyRow, prefix: &str) -> Result<UserPublic> {
     })
 }
 
-fn check_grant(bytes: &[u8]) -> Result<()> {
+pub(crate) fn check_grant(bytes: &[u8]) -> Result<()> {
     if bytes.len() > 4096 || !looks_like_age(bytes) {
         return Err(StoreError::Invalid("a grant must be a small age file"));
     }
@@ -36,7 +37,7 @@ fn check_grant(bytes: &[u8]) -> Result<()> {
 
 /// Ends a membership inside a transaction: the row, the grants, the invitation, and the
 /// history interval; flags the camera for key rotation.
-async fn end_membership(
+pub(crate) async fn end_membership(
     tx: &mut Transaction<'_, Any>,
     camera: CameraId,
     user: UserId,
@@ -349,104 +350,132 @@ impl Store {
 
     /// Moves the camera to the next content-key epoch.
     pub async fn rotate(&self, auth: &Authorized<Own>, req: &RotateRequest) -> Result<()> {
-        let camera = auth.camera().to_string();
         let row = sqlx::query(
             "SELECT k.epoch, k.device_key, u.signing_key FROM cameras k JOIN users u ON u.id = k.owner_id WHERE k.id = $1",
         )
-        .bind(&camera)
+        .bind(auth.camera().to_string())
         .fetch_one(&self.pool)
         .await?;
-        let epoch: i64 = row.try_get("epoch")?;
-        let device_key: String = row.try_get("device_key")?;
-        let owner = cc_core::b64::decode(&row.try_get::<String, _>("signing_key")?)
-            .ok()
-            .and_then(|b| verifying_key_from_bytes(&b))
-            .ok_or_else(|| StoreError::Corrupt("owner signing key".into()))?;
-        let cert = req.certificate.verify_owner(&owner).map_err(|_| {
-            StoreError::Invalid("the certificate is not signed by the camera owner")
-        })?;
-        if cert.camera_id != auth.camera()
-            || i64::from(cert.epoch) != epoch + 1
-            || cert.device_key != device_key
-        {
-            return Err(StoreError::Invalid(
-                "the certificate must name this camera, its device key and the next epoch",
-            ));
-        }
-        if i64::from(req.name.epoch) != epoch + 1 {
-            return Err(StoreError::Invalid(
-                "the name must be sealed to the new epoch",
-            ));
-        }
-        check_grant(&req.name.ciphertext)?;
+        let owner = signing_key(&row.try_get::<String, _>("signing_key")?)?;
+        let current = CurrentEpoch {
+            epoch: row.try_get("epoch")?,
+            device_key: row.try_get("device_key")?,
+        };
         let mut tx = self.pool.begin().await?;
-        // Members whose guest share has ended are not given the new key.
-        let members: BTreeSet<String> = sqlx::query(
-            "SELECT user_id FROM members WHERE camera_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
-        )
-        .bind(&camera)
-        .bind(now_ms())
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("user_id"))
-        .collect::<Result<_, _>>()?;
-        let granted: BTreeSet<String> = req.grants.iter().map(|g| g.user_id.to_string()).collect();
-        if members != granted || granted.len() != req.grants.len() {
-            return Err(StoreError::Conflict(
-                "grants must cover exactly the current members",
-            ));
-        }
-        for MemberGrant { user_id, grant } in &req.grants {
-            check_grant(grant)?;
-            sqlx::query(
-                "INSERT INTO grants (camera_id, user_id, epoch, grant_ct) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&camera)
-            .bind(user_id.to_string())
-            .bind(epoch + 1)
-            .bind(grant.clone())
-            .execute(&mut *tx)
-            .await?;
-        }
-        // Invitations still pending hold only old keys; they end here and must be sent
-        // again, so nobody joins a camera whose current key they cannot get.
-        sqlx::query(
-            "DELETE FROM grants WHERE camera_id = $1 AND user_id IN \
-             (SELECT invitee_id FROM shares WHERE camera_id = $1 AND accepted_at IS NULL)",
-        )
-        .bind(&camera)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM shares WHERE camera_id = $1 AND accepted_at IS NULL")
-            .bind(&camera)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO certificates (camera_id, epoch, body, signature) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&camera)
-        .bind(epoch + 1)
-        .bind(&req.certificate.body)
-        .bind(&req.certificate.signature)
-        .execute(&mut *tx)
-        .await?;
-        let updated = sqlx::query(
-            "UPDATE cameras SET epoch = $1, certificate_body = $2, certificate_sig = $3, rotation_needed = 0, \
-             name_epoch = $1, name_ct = $4 WHERE id = $5 AND epoch = $6",
-        )
-        .bind(epoch + 1)
-        .bind(&req.certificate.body)
-        .bind(&req.certificate.signature)
-        .bind(req.name.ciphertext.clone())
-        .bind(&camera)
-        .bind(epoch)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::Conflict("the camera was rotated concurrently"));
-        }
+        commit_rotation(&mut tx, auth.camera(), &current, &owner, req).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A camera's epoch and device key as they were when a rotation was prepared.
+pub(crate) struct CurrentEpoch {
+    pub epoch: i64,
+    pub device_key: String,
+}
+
+/// An account's Ed25519 key as stored (base64).
+pub(crate) fn signing_key(b64: &str) -> Result<VerifyingKey> {
+    cc_core::b64::decode(b64)
+        .ok()
+        .and_then(|b| verifying_key_from_bytes(&b))
+        .ok_or_else(|| StoreError::Corrupt("signing key".into()))
+}
+
+/// Moves `camera` from `current` to the next epoch inside `tx`: the certificate must be
+/// signed by `owner` and name this camera, its device key and the next epoch; the grants
+/// must cover exactly the members at commit time. Pending invitations end, because they
+/// hold only old keys.
+pub(crate) async fn commit_rotation(
+    tx: &mut Transaction<'_, Any>,
+    camera_id: CameraId,
+    current: &CurrentEpoch,
+    owner: &VerifyingKey,
+    req: &RotateRequest,
+) -> Result<()> {
+    let epoch = current.epoch;
+    let cert = req
+        .certificate
+        .verify_owner(owner)
+        .map_err(|_| StoreError::Invalid("the certificate is not signed by the camera owner"))?;
+    if cert.camera_id != camera_id
+        || i64::from(cert.epoch) != epoch + 1
+        || cert.device_key != current.device_key
+    {
+        return Err(StoreError::Invalid(
+            "the certificate must name this camera, its device key and the next epoch",
+        ));
+    }
+    if i64::from(req.name.epoch) != epoch + 1 {
+        return Err(StoreError::Invalid(
+            "the name must be sealed to the new epoch",
+        ));
+    }
+    check_grant(&req.name.ciphertext)?;
+    let camera = camera_id.to_string();
+    // Members whose guest share has ended are not given the new key.
+    let members: BTreeSet<String> = sqlx::query(
+        "SELECT user_id FROM members WHERE camera_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+    )
+    .bind(&camera)
+    .bind(now_ms())
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<String, _>("user_id"))
+    .collect::<Result<_, _>>()?;
+    let granted: BTreeSet<String> = req.grants.iter().map(|g| g.user_id.to_string()).collect();
+    if members != granted || granted.len() != req.grants.len() {
+        return Err(StoreError::Conflict(
+            "grants must cover exactly the current members",
+        ));
+    }
+    for MemberGrant { user_id, grant } in &req.grants {
+        check_grant(grant)?;
+        sqlx::query(
+            "INSERT INTO grants (camera_id, user_id, epoch, grant_ct) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&camera)
+        .bind(user_id.to_string())
+        .bind(epoch + 1)
+        .bind(grant.clone())
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "DELETE FROM grants WHERE camera_id = $1 AND user_id IN \
+         (SELECT invitee_id FROM shares WHERE camera_id = $1 AND accepted_at IS NULL)",
+    )
+    .bind(&camera)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM shares WHERE camera_id = $1 AND accepted_at IS NULL")
+        .bind(&camera)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO certificates (camera_id, epoch, body, signature) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&camera)
+    .bind(epoch + 1)
+    .bind(&req.certificate.body)
+    .bind(&req.certificate.signature)
+    .execute(&mut **tx)
+    .await?;
+    let updated = sqlx::query(
+        "UPDATE cameras SET epoch = $1, certificate_body = $2, certificate_sig = $3, rotation_needed = 0, \
+         name_epoch = $1, name_ct = $4 WHERE id = $5 AND epoch = $6",
+    )
+    .bind(epoch + 1)
+    .bind(&req.certificate.body)
+    .bind(&req.certificate.signature)
+    .bind(req.name.ciphertext.clone())
+    .bind(&camera)
+    .bind(epoch)
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::Conflict("the camera was rotated concurrently"));
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod bench;
 mod camera;
+pub mod download;
 mod household;
 mod http;
 mod stats;
@@ -156,7 +157,13 @@ impl Report {
 /// A server this process started, for as long as the storm runs.
 struct OwnServer {
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl OwnServer {
+    fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
 }
 
 async fn own_server(lying_cache: bool, seed: u64) -> Result<OwnServer, StormError> {
@@ -179,7 +186,7 @@ async fn own_server(lying_cache: bool, seed: u64) -> Result<OwnServer, StormErro
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(OwnServer {
         url: format!("http://{addr}"),
-        _dir: dir,
+        dir,
     })
 }
 

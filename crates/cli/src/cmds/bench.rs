@@ -7,6 +7,7 @@ const EXAMPLES: &str = "\
 Examples:
   cargo run --release -- bench ingest
   closedcircuit bench ingest --events 400 --cameras 32 --json
+  cargo run --release -- bench download
 
 Run release builds: a debug build measures the compiler, not the design.";
 
@@ -31,6 +32,21 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Clip download through the session check, the door, the access log and ranges vs a static file server
+    Download {
+        /// Distinct clips (~1 MiB each) to upload first
+        #[arg(long, default_value_t = 32)]
+        clips: usize,
+        /// Downloads to time, half of them ranged
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Downloads in flight at once
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -41,12 +57,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             json,
         } => {
             let report = cc_storm::bench::ingest(events, cameras).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
+            print_report(&report, json, &report.table())?;
         }
+        BenchCommand::Download {
+            clips,
+            requests,
+            concurrency,
+            json,
+        } => {
+            let report = cc_storm::download::download(clips, requests, concurrency).await?;
+            print_report(&report, json, &report.table())?;
+        }
+    }
+    Ok(())
+}
+
+fn print_report(report: &impl serde::Serialize, json: bool, table: &str) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{table}");
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use cc_core::CameraId;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{agent, Global};
+use super::{agent, transfer, Global};
 use crate::output::{self, say};
 
 const EXAMPLES: &str = "\
@@ -24,6 +24,7 @@ Examples:
   closedcircuit camera list
   closedcircuit camera rename 0190c6d2-… 'Back door'
   closedcircuit camera remove 0190c6d2-… --yes
+  closedcircuit camera transfer 0190c6d2-… --to new-owner@example.org
   closedcircuit camera agent --claim CC1-… --state-dir ./front-door --source synthetic";
 
 const CLAIM_HELP: &str = "\
@@ -66,6 +67,9 @@ enum CameraCommand {
         after_help = "Examples:\n  closedcircuit camera remove 0190c6d2-…\n  closedcircuit camera remove 0190c6d2-… --yes   (no question asked; required without a terminal)"
     )]
     Remove(RemoveArgs),
+    /// Give a camera and its recordings to another account (owner only)
+    #[command(after_help = transfer::HELP)]
+    Transfer(transfer::Args),
     /// Run a camera: pair with a claim code, then upload signed, encrypted events
     Agent(agent::Args),
 }
@@ -119,6 +123,7 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
         CameraCommand::Rename(args) => rename(global, args).await,
         CameraCommand::Remove(args) => remove(global, args).await,
         CameraCommand::Retention(args) => retention(global, args).await,
+        CameraCommand::Transfer(args) => transfer::run(global, args).await,
         CameraCommand::Agent(args) => agent::run(global, args).await,
     }
 }

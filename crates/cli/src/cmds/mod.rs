@@ -11,6 +11,7 @@ pub mod migrate;
 pub mod serve;
 pub mod share;
 pub mod storm;
+pub mod transfer;
 
 use std::path::PathBuf;
 

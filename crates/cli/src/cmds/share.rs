@@ -4,7 +4,7 @@
 use anyhow::{bail, Context as _};
 use cc_client::sharing::{self, InviteOptions};
 use cc_client::Session;
-use cc_core::api::{Invitation, Role, ShareInfo, ShareStatus};
+use cc_core::api::{Invitation, Role, ShareInfo, ShareStatus, TransferOffer};
 use cc_core::keys::verifying_key_from_bytes;
 use cc_core::CameraId;
 use clap::{Subcommand, ValueEnum};
@@ -40,7 +40,7 @@ enum ShareCommand {
         after_help = "Examples:\n  closedcircuit share invite --camera 0190c6d2-… --email friend@example.org --role viewer\n  closedcircuit share invite --camera 0190c6d2-… --email partner@example.org --role admin --history\n  closedcircuit share invite --camera 0190c6d2-… --email sitter@example.org --role viewer --expires 2024-06-01T00:00:00Z"
     )]
     Invite(InviteArgs),
-    /// Accept invitations addressed to you (all of them, or one camera's)
+    /// Accept invitations and camera transfers addressed to you (all, or one camera's)
     #[command(
         after_help = "Examples:\n  closedcircuit share accept\n  closedcircuit share accept --camera 0190c6d2-…"
     )]
@@ -182,7 +182,12 @@ async fn accept(global: &Global, args: AcceptArgs) -> anyhow::Result<()> {
         .into_iter()
         .filter(|i| args.camera.is_none_or(|c| c == i.camera_id))
         .collect();
-    if chosen.is_empty() {
+    let offers: Vec<TransferOffer> = cc_client::transfer::offers(&session)
+        .await?
+        .into_iter()
+        .filter(|o| args.camera.is_none_or(|c| c == o.camera_id))
+        .collect();
+    if chosen.is_empty() && offers.is_empty() {
         match args.camera {
             Some(camera) => bail!("you have no open invitation to camera {camera}"),
             None => {
@@ -191,6 +196,7 @@ async fn accept(global: &Global, args: AcceptArgs) -> anyhow::Result<()> {
             }
         }
     }
+    super::transfer::accept_offers(&session, &offers).await?;
     for invitation in &chosen {
         say!(
             "Camera {} from {} ({}):",

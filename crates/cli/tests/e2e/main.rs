@@ -5,6 +5,7 @@ mod account;
 mod harness;
 mod scale_out;
 mod sharing;
+mod transfer;
 
 use std::io::Read;
 use std::str::FromStr;

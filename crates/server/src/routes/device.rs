@@ -85,13 +85,19 @@ async fn connect(
     State(state): State<AppState>,
     DeviceAuth(device): DeviceAuth,
 ) -> Result<Json<ConnectResponse>, ApiError> {
-    state.store.touch_device(&device).await?;
-    Ok(Json(ConnectResponse {
+    state.store.touch_device(&device);
+    Ok(Json(device_config(&state, &device).await?))
+}
+
+/// What a camera must encrypt under now, and the signed chain to the owner who says so.
+async fn device_config(state: &AppState, device: &Device) -> Result<ConnectResponse, ApiError> {
+    Ok(ConnectResponse {
         camera_id: device.camera(),
         epoch: device.epoch(),
-        certificate: state.store.current_certificate(&device).await?,
+        certificate: state.store.current_certificate(device).await?,
+        transfers: state.store.ownership_chain(device).await?,
         server_time: chrono::Utc::now(),
-    }))
+    })
 }
 
 /// Uploads one event: multipart parts `manifest` (a SignedManifest, first), `thumb` and
@@ -137,20 +143,21 @@ async fn upload_event(
 }
 
 /// The camera's long-lived connection: a `config` event now (epoch and owner-signed
-/// certificate) and again whenever the owner rotates the content key.
+/// certificate) and again whenever the owner rotates the content key. The camera counts
+/// as online for as long as it is open.
 #[utoipa::path(get, path = "/v1/device/stream", tag = "device",
     responses((status = 200, content_type = "text/event-stream", body = ConnectResponse), (status = 401, body = Problem)))]
 async fn stream(
     State(state): State<AppState>,
     DeviceAuth(device): DeviceAuth,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    state.store.touch_device(&device).await?;
+    let connected = state.store.hold_connection(&device);
     let rotations = state.rotations.subscribe();
     let first = config_event(&state, &device).await?;
     let camera = device.camera();
     let updates = futures_util::stream::unfold(
-        (rotations, state, device),
-        move |(mut rotations, state, device)| async move {
+        (rotations, state, device, connected),
+        move |(mut rotations, state, device, connected)| async move {
             loop {
                 match rotations.recv().await {
                     Ok(rotated) if rotated == camera => {}
@@ -162,7 +169,7 @@ async fn stream(
                     return None;
                 };
                 if let Ok(event) = config_event(&state, &device).await {
-                    return Some((Ok(event), (rotations, state, device)));
+                    return Some((Ok(event), (rotations, state, device, connected)));
                 }
             }
         },
@@ -172,12 +179,7 @@ async fn stream(
 }
 
 async fn config_event(state: &AppState, device: &Device) -> Result<Event, ApiError> {
-    let config = ConnectResponse {
-        camera_id: device.camera(),
-        epoch: device.epoch(),
-        certificate: state.store.current_certificate(device).await?,
-        server_time: chrono::Utc::now(),
-    };
+    let config = device_config(state, device).await?;
     Event::default()
         .event("config")
         .json_data(&config)

@@ -96,10 +96,11 @@ async fn media(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let proof = authz::check::<View>(&state.store, &auth.session, camera).await?;
-    let (key, size) = state.store.media_location(&proof, event, object).await?;
-    if object == MediaObject::Clip && state.store.needs_step_up(&proof).await? {
+    let location = state.store.media_location(&proof, event, object).await?;
+    if object == MediaObject::Clip && location.step_up_needed {
         return Err(ApiError::StepUpRequired);
     }
+    let (key, size) = (location.key, location.size);
     let wanted = range::parse(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         size,

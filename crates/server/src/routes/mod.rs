@@ -5,3 +5,4 @@ pub mod cameras;
 pub mod device;
 pub mod events;
 pub mod shares;
+pub mod transfers;

@@ -4,6 +4,7 @@
 mod common;
 
 mod audit;
+mod cancellation;
 mod ciphertext_only;
 mod one_door;
 mod openapi;
@@ -11,4 +12,5 @@ mod retention;
 mod sessions;
 mod sharing;
 mod storms;
+mod transfers;
 mod uploads;

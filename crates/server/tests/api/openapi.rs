@@ -55,6 +55,10 @@ async fn openapi_describes_every_route() -> TestResult {
         ("get", "/v1/cameras/{camera_id}/certificates"),
         ("post", "/v1/cameras/{camera_id}/rotate"),
         ("get", "/v1/cameras/{camera_id}/access-log"),
+        ("post", "/v1/cameras/{camera_id}/transfer"),
+        ("delete", "/v1/cameras/{camera_id}/transfer"),
+        ("get", "/v1/transfers"),
+        ("post", "/v1/transfers/{camera_id}/accept"),
     ];
     let paths = doc["paths"].as_object().ok_or("no paths")?;
     let documented: usize = paths

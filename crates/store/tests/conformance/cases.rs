@@ -70,14 +70,21 @@ pub async fn accounts_and_sessions(store: Store) -> TestResult {
     store.set_require_step_up(&alice.session, true).await?;
     let camera = pair(&store, &alice).await?;
     let view = authz::check::<View>(&store, &alice.session, camera.id).await?;
-    assert!(store.needs_step_up(&view).await?);
+    let event = events(&store, &camera, 1).await?[0];
+    let step_up_needed = async || -> TestResult<bool> {
+        Ok(store
+            .media_location(&view, event, MediaObject::Clip)
+            .await?
+            .step_up_needed)
+    };
+    assert!(step_up_needed().await?);
     let key = login_request(&store, "alice@example.org").await?.auth_key;
     assert!(is(
         store.step_up(&alice.session, Some(&[0; 32]), None).await,
         |e| matches!(e, StoreError::BadCredentials)
     ));
     store.step_up(&alice.session, Some(&key), None).await?;
-    assert!(!store.needs_step_up(&view).await?);
+    assert!(!step_up_needed().await?);
     assert!(
         store
             .security_settings(&alice.session)
@@ -211,11 +218,11 @@ pub async fn events_are_idempotent_and_paged(store: Store) -> TestResult {
         (m.thumb_size, m.clip_size, 1)
     );
     assert_eq!(info.manifest.body, s.body);
-    let (key, size) = store
+    let clip = store
         .media_location(&auth, m.event_id, MediaObject::Clip)
         .await?;
-    assert!(key.as_str().contains(&m.event_id.to_string()));
-    assert_eq!(size, m.clip_size);
+    assert!(clip.key.as_str().contains(&m.event_id.to_string()));
+    assert_eq!((clip.size, clip.step_up_needed), (m.clip_size, false));
     let info = store.camera_info(&auth).await?;
     assert!(info.online && info.last_event_at.is_some());
     Ok(())

@@ -487,6 +487,33 @@ impl TestServer {
         camera: &Camera,
         remaining: &[&User],
     ) -> TestResult<Camera> {
+        let (req, next) = self.rotation(owner, camera, remaining).await?;
+        let sent = self
+            .send(
+                Method::POST,
+                &format!("/v1/cameras/{}/rotate", camera.camera_id),
+                Some(&owner.token),
+                Some(serde_json::to_value(&req)?),
+            )
+            .await?;
+        assert_eq!(
+            sent.status,
+            StatusCode::NO_CONTENT,
+            "{}",
+            String::from_utf8_lossy(&sent.body)
+        );
+        Ok(next)
+    }
+
+    /// A rotation to the next epoch as `signer`'s client writes it: a certificate signed
+    /// by `signer` and the new content key for each of `remaining`; also returns the
+    /// camera as it will be after the rotation.
+    pub async fn rotation(
+        &self,
+        signer: &User,
+        camera: &Camera,
+        remaining: &[&User],
+    ) -> TestResult<(RotateRequest, Camera)> {
         let content = Identity::generate();
         let epoch = camera.epoch + 1;
         let cert = CameraCertificate {
@@ -495,7 +522,7 @@ impl TestServer {
             device_key: cc_core::b64::encode(camera.device.verifying_key().as_bytes()),
             epoch,
             content_recipient: content.recipient().to_string(),
-            owner_key: cc_core::b64::encode(owner.keys.verifying_key().as_bytes()),
+            owner_key: cc_core::b64::encode(signer.keys.verifying_key().as_bytes()),
             issued_at: chrono::Utc::now(),
         };
         let mut grants = Vec::new();
@@ -513,34 +540,21 @@ impl TestServer {
             });
         }
         let req = RotateRequest {
-            certificate: SignedCertificate::sign(&cert, &owner.keys.signing),
+            certificate: SignedCertificate::sign(&cert, &signer.keys.signing),
             grants,
             name: SealedName {
                 epoch,
                 ciphertext: content.recipient().encrypt(b"renamed")?,
             },
         };
-        let sent = self
-            .send(
-                Method::POST,
-                &format!("/v1/cameras/{}/rotate", camera.camera_id),
-                Some(&owner.token),
-                Some(serde_json::to_value(&req)?),
-            )
-            .await?;
-        assert_eq!(
-            sent.status,
-            StatusCode::NO_CONTENT,
-            "{}",
-            String::from_utf8_lossy(&sent.body)
-        );
-        Ok(Camera {
+        let next = Camera {
             camera_id: camera.camera_id,
             device: camera.device.clone(),
             token: camera.token.clone(),
             content,
             epoch,
-        })
+        };
+        Ok((req, next))
     }
 
     /// A member's content identity for `epoch`, from its own grant.
