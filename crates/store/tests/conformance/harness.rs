@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use cc_core::api::{
     CompleteClaimRequest, Grant, InviteRequest, LoginRequest, MemberGrant, PairingRequest, Role,
-    RotateRequest, SealedName, SignupRequest,
+    RotateRequest, SealedName, SignupRequest, TransferRequest,
 };
 use cc_core::certificate::{CameraCertificate, SignedCertificate};
 use cc_core::claim::ClaimCode;
 use cc_core::envelope::Identity;
 use cc_core::keys::{derive_password_keys, random_salt, KdfParams, RecoveryKey, UserKeys};
 use cc_core::manifest::{sha256_hex, EventKind, Manifest, SignedManifest};
+use cc_core::transfer::{OwnershipTransfer, SignedTransfer};
 use cc_core::{CameraId, EventId, UserId};
 use cc_store::authz::{self, Device, Manage, Own, Session};
 use cc_store::blobs::LocalBlobs;
@@ -361,4 +362,45 @@ pub async fn rotate(
         content,
         epoch,
     })
+}
+
+/// The owner offers the camera to `to`; `epochs` is the camera as it was at each epoch
+/// so far (oldest first), whose content keys go to the new owner.
+pub async fn offer_transfer(
+    store: &Store,
+    owner: &User,
+    epochs: &[&Camera],
+    to: &User,
+) -> TestResult {
+    let current = epochs.last().ok_or("no epochs")?;
+    let statement = OwnershipTransfer {
+        v: 1,
+        camera_id: current.id,
+        from_key: cc_core::b64::encode(owner.keys.verifying_key().as_bytes()),
+        to_user: to.id,
+        to_key: cc_core::b64::encode(to.keys.verifying_key().as_bytes()),
+        epoch: current.epoch + 1,
+        issued_at: chrono::Utc::now(),
+    };
+    let mut grants = Vec::new();
+    for camera in epochs {
+        grants.push(Grant {
+            epoch: camera.epoch,
+            grant: to
+                .keys
+                .recipient()
+                .encrypt(camera.content.to_secret_string().as_bytes())?,
+        });
+    }
+    let auth = authz::check::<Own>(store, &owner.session, current.id).await?;
+    store
+        .offer_transfer(
+            &auth,
+            &TransferRequest {
+                transfer: SignedTransfer::sign(&statement, &owner.keys.signing),
+                grants,
+            },
+        )
+        .await?;
+    Ok(())
 }

@@ -6,10 +6,13 @@ use cc_store::authz::{self, View};
 use cc_store::metadata_copy::{self, CopyOptions};
 use cc_store::{Store, StoreError};
 
-use crate::harness::{events, login_request, pair, rotate, share, signup, Backend, TestResult};
+use crate::harness::{
+    events, login_request, offer_transfer, pair, rotate, share, signup, Backend, TestResult,
+};
 
 /// Everything a small household makes: accounts, sessions, a rotated camera with a
-/// removed member, events, a quota, retention and access-log entries.
+/// removed member, events, a pending ownership transfer, a quota, retention and
+/// access-log entries.
 async fn populate(store: &Store) -> TestResult<Vec<String>> {
     let owner = signup(store, "owner@example.org").await?;
     let family = signup(store, "family@example.org").await?;
@@ -23,6 +26,7 @@ async fn populate(store: &Store) -> TestResult<Vec<String>> {
     store.set_retention(&manage, Some(30)).await?;
     let rotated = rotate(store, &owner, &camera, &[&owner, &family]).await?;
     events(store, &rotated, 3).await?;
+    offer_transfer(store, &owner, &[&camera, &rotated], &family).await?;
     store.set_quota("owner@example.org", Some(1 << 30)).await?;
     let view = authz::check::<View>(store, &family.session, camera.id).await?;
     for object in ["thumb", "clip", "grants"] {
