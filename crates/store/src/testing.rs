@@ -1,8 +1,13 @@
-//! Throw-away PostgreSQL databases for tests (feature `test-support`), so the same
-//! cases run against SQLite and PostgreSQL without sharing state between test runs.
+//! What tests of the store and of the server share (feature `test-support`): throw-away
+//! PostgreSQL databases, so the same cases run against SQLite and PostgreSQL without
+//! sharing state between test runs, and sign-ups made as an honest client makes them.
 
 use std::str::FromStr;
 
+use cc_core::api::SignupRequest;
+use cc_core::keys::{
+    derive_password_keys, random_salt, KdfParams, KeyError, RecoveryKey, UserKeys,
+};
 use rand::Rng;
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
@@ -55,6 +60,31 @@ impl TempPostgres {
         admin.close().await?;
         Ok(())
     }
+}
+
+/// Fast parameters for tests; production clients use `KdfParams::default()`.
+pub const TEST_KDF: KdfParams = KdfParams {
+    m_kib: 8 * 1024,
+    t: 1,
+    p: 1,
+};
+
+/// A sign-up as an honest client makes it: keys made here, wrapped under the password.
+pub fn signup_request(email: &str, password: &str) -> Result<(SignupRequest, UserKeys), KeyError> {
+    let keys = UserKeys::generate();
+    let salt = random_salt();
+    let derived = derive_password_keys(password, &salt, TEST_KDF)?;
+    let req = SignupRequest {
+        email: email.into(),
+        salt: salt.to_vec(),
+        kdf: TEST_KDF,
+        auth_key: derived.auth_key.to_vec(),
+        age_recipient: keys.recipient().to_string(),
+        signing_key: cc_core::b64::encode(keys.verifying_key().as_bytes()),
+        wrapped_keys: keys.wrap(&derived.kek),
+        recovery_wrapped_keys: keys.wrap(&RecoveryKey::generate().wrapping_key()),
+    };
+    Ok((req, keys))
 }
 
 async fn connect(url: &str) -> Result<AnyConnection> {

@@ -11,7 +11,7 @@ use cc_core::api::{
 use cc_core::certificate::{CameraCertificate, SignedCertificate};
 use cc_core::claim::ClaimCode;
 use cc_core::envelope::Identity;
-use cc_core::keys::{derive_password_keys, random_salt, KdfParams, RecoveryKey, UserKeys};
+use cc_core::keys::{derive_password_keys, UserKeys};
 use cc_core::manifest::{sha256_hex, EventKind, Manifest, SignedManifest};
 use cc_core::transfer::{OwnershipTransfer, SignedTransfer};
 use cc_core::{CameraId, EventId, UserId};
@@ -24,12 +24,6 @@ use ed25519_dalek::SigningKey;
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// Fast parameters for tests; production clients use `KdfParams::default()`.
-const TEST_KDF: KdfParams = KdfParams {
-    m_kib: 8 * 1024,
-    t: 1,
-    p: 1,
-};
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A fresh, migrated store on one backend, and what has to be cleaned up after it.
@@ -137,21 +131,9 @@ pub struct Camera {
     pub epoch: u32,
 }
 
+/// A sign-up request with the suite's one password.
 pub fn signup_request(email: &str) -> TestResult<(SignupRequest, UserKeys)> {
-    let keys = UserKeys::generate();
-    let salt = random_salt();
-    let derived = derive_password_keys(PASSWORD, &salt, TEST_KDF)?;
-    let req = SignupRequest {
-        email: email.into(),
-        salt: salt.to_vec(),
-        kdf: TEST_KDF,
-        auth_key: derived.auth_key.to_vec(),
-        age_recipient: keys.recipient().to_string(),
-        signing_key: cc_core::b64::encode(keys.verifying_key().as_bytes()),
-        wrapped_keys: keys.wrap(&derived.kek),
-        recovery_wrapped_keys: keys.wrap(&RecoveryKey::generate().wrapping_key()),
-    };
-    Ok((req, keys))
+    Ok(cc_store::testing::signup_request(email, PASSWORD)?)
 }
 
 pub async fn login_request(store: &Store, email: &str) -> TestResult<LoginRequest> {

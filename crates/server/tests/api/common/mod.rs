@@ -10,7 +10,7 @@ use cc_core::api::*;
 use cc_core::certificate::{CameraCertificate, SignedCertificate};
 use cc_core::claim::ClaimCode;
 use cc_core::envelope::Identity;
-use cc_core::keys::{derive_password_keys, random_salt, KdfParams, RecoveryKey, UserKeys};
+use cc_core::keys::{derive_password_keys, UserKeys};
 use cc_core::manifest::{sha256_hex, EventKind, Manifest, SignedManifest};
 use cc_core::{CameraId, EventId};
 use ed25519_dalek::SigningKey;
@@ -55,12 +55,7 @@ impl Drop for PostgresGuard {
     }
 }
 
-/// Fast parameters for tests; production clients use `KdfParams::default()`.
-pub const TEST_KDF: KdfParams = KdfParams {
-    m_kib: 8 * 1024,
-    t: 1,
-    p: 1,
-};
+use cc_store::testing::signup_request;
 
 pub async fn start() -> TestResult<TestServer> {
     start_with(|_| {}).await
@@ -625,22 +620,4 @@ impl Camera {
             epoch: self.epoch,
         }
     }
-}
-
-/// A sign-up as an honest client makes it: keys made here, wrapped under the password.
-fn signup_request(email: &str, password: &str) -> TestResult<(SignupRequest, UserKeys)> {
-    let keys = UserKeys::generate();
-    let salt = random_salt();
-    let derived = derive_password_keys(password, &salt, TEST_KDF)?;
-    let req = SignupRequest {
-        email: email.into(),
-        salt: salt.to_vec(),
-        kdf: TEST_KDF,
-        auth_key: derived.auth_key.to_vec(),
-        age_recipient: keys.recipient().to_string(),
-        signing_key: cc_core::b64::encode(keys.verifying_key().as_bytes()),
-        wrapped_keys: keys.wrap(&derived.kek),
-        recovery_wrapped_keys: keys.wrap(&RecoveryKey::generate().wrapping_key()),
-    };
-    Ok((req, keys))
 }
