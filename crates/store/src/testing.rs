@@ -1,13 +1,17 @@
 //! What tests of the store and of the server share (feature `test-support`): throw-away
 //! PostgreSQL databases, so the same cases run against SQLite and PostgreSQL without
-//! sharing state between test runs, and sign-ups made as an honest client makes them.
+//! sharing state between test runs, and sign-ups and key rotations made as an honest
+//! client makes them.
 
 use std::str::FromStr;
 
-use cc_core::api::SignupRequest;
+use cc_core::api::{MemberGrant, RotateRequest, SealedName, SignupRequest};
+use cc_core::certificate::{CameraCertificate, SignedCertificate};
+use cc_core::envelope::{EnvelopeError, Identity, Recipient};
 use cc_core::keys::{
     derive_password_keys, random_salt, KdfParams, KeyError, RecoveryKey, UserKeys,
 };
+use cc_core::{CameraId, UserId};
 use rand::Rng;
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
@@ -85,6 +89,45 @@ pub fn signup_request(email: &str, password: &str) -> Result<(SignupRequest, Use
         recovery_wrapped_keys: keys.wrap(&RecoveryKey::generate().wrapping_key()),
     };
     Ok((req, keys))
+}
+
+/// A rotation to `epoch` as the signing owner's client writes it: a new content key,
+/// its certificate for the camera's device key (base64), the key for each remaining
+/// member, and the name sealed to it. Returns the request and the new content key.
+pub fn rotation_request(
+    signer: &UserKeys,
+    camera: CameraId,
+    device_key: String,
+    epoch: u32,
+    remaining: &[(UserId, Recipient)],
+    name: &[u8],
+) -> Result<(RotateRequest, Identity), EnvelopeError> {
+    let content = Identity::generate();
+    let cert = CameraCertificate {
+        v: 1,
+        camera_id: camera,
+        device_key,
+        epoch,
+        content_recipient: content.recipient().to_string(),
+        owner_key: cc_core::b64::encode(signer.verifying_key().as_bytes()),
+        issued_at: chrono::Utc::now(),
+    };
+    let mut grants = Vec::new();
+    for (user_id, recipient) in remaining {
+        grants.push(MemberGrant {
+            user_id: *user_id,
+            grant: recipient.encrypt(content.to_secret_string().as_bytes())?,
+        });
+    }
+    let req = RotateRequest {
+        certificate: SignedCertificate::sign(&cert, &signer.signing),
+        grants,
+        name: SealedName {
+            epoch,
+            ciphertext: content.recipient().encrypt(name)?,
+        },
+    };
+    Ok((req, content))
 }
 
 async fn connect(url: &str) -> Result<AnyConnection> {

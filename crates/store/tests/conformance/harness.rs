@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use cc_core::api::{
-    CompleteClaimRequest, Grant, InviteRequest, LoginRequest, MemberGrant, PairingRequest, Role,
-    RotateRequest, SealedName, SignupRequest, TransferRequest,
+    CompleteClaimRequest, Grant, InviteRequest, LoginRequest, PairingRequest, Role, SealedName,
+    SignupRequest, TransferRequest,
 };
 use cc_core::certificate::{CameraCertificate, SignedCertificate};
 use cc_core::claim::ClaimCode;
@@ -301,41 +301,21 @@ pub async fn rotate(
     camera: &Camera,
     remaining: &[&User],
 ) -> TestResult<Camera> {
-    let content = Identity::generate();
     let epoch = camera.epoch + 1;
-    let cert = CameraCertificate {
-        v: 1,
-        camera_id: camera.id,
-        device_key: cc_core::b64::encode(camera.signing.verifying_key().as_bytes()),
+    let members: Vec<_> = remaining
+        .iter()
+        .map(|user| (user.id, user.keys.recipient()))
+        .collect();
+    let (req, content) = cc_store::testing::rotation_request(
+        &owner.keys,
+        camera.id,
+        cc_core::b64::encode(camera.signing.verifying_key().as_bytes()),
         epoch,
-        content_recipient: content.recipient().to_string(),
-        owner_key: cc_core::b64::encode(owner.keys.verifying_key().as_bytes()),
-        issued_at: chrono::Utc::now(),
-    };
-    let mut grants = Vec::new();
-    for user in remaining {
-        grants.push(MemberGrant {
-            user_id: user.id,
-            grant: user
-                .keys
-                .recipient()
-                .encrypt(content.to_secret_string().as_bytes())?,
-        });
-    }
+        &members,
+        b"Front door",
+    )?;
     let auth = authz::check::<Own>(store, &owner.session, camera.id).await?;
-    store
-        .rotate(
-            &auth,
-            &RotateRequest {
-                certificate: SignedCertificate::sign(&cert, &owner.keys.signing),
-                grants,
-                name: SealedName {
-                    epoch,
-                    ciphertext: content.recipient().encrypt(b"Front door")?,
-                },
-            },
-        )
-        .await?;
+    store.rotate(&auth, &req).await?;
     Ok(Camera {
         id: camera.id,
         signing: camera.signing.clone(),

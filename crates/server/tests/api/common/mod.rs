@@ -509,39 +509,23 @@ impl TestServer {
         camera: &Camera,
         remaining: &[&User],
     ) -> TestResult<(RotateRequest, Camera)> {
-        let content = Identity::generate();
-        let epoch = camera.epoch + 1;
-        let cert = CameraCertificate {
-            v: 1,
-            camera_id: camera.camera_id,
-            device_key: cc_core::b64::encode(camera.device.verifying_key().as_bytes()),
-            epoch,
-            content_recipient: content.recipient().to_string(),
-            owner_key: cc_core::b64::encode(signer.keys.verifying_key().as_bytes()),
-            issued_at: chrono::Utc::now(),
-        };
-        let mut grants = Vec::new();
+        let mut members = Vec::new();
         for user in remaining {
             let me: Me = self
                 .send(Method::GET, "/v1/me", Some(&user.token), None)
                 .await?
                 .json()?;
-            grants.push(MemberGrant {
-                user_id: me.user_id,
-                grant: user
-                    .keys
-                    .recipient()
-                    .encrypt(content.to_secret_string().as_bytes())?,
-            });
+            members.push((me.user_id, user.keys.recipient()));
         }
-        let req = RotateRequest {
-            certificate: SignedCertificate::sign(&cert, &signer.keys.signing),
-            grants,
-            name: SealedName {
-                epoch,
-                ciphertext: content.recipient().encrypt(b"renamed")?,
-            },
-        };
+        let epoch = camera.epoch + 1;
+        let (req, content) = cc_store::testing::rotation_request(
+            &signer.keys,
+            camera.camera_id,
+            cc_core::b64::encode(camera.device.verifying_key().as_bytes()),
+            epoch,
+            &members,
+            b"renamed",
+        )?;
         let next = Camera {
             camera_id: camera.camera_id,
             device: camera.device.clone(),
