@@ -172,7 +172,7 @@ pub enum ConfigError {
 pub struct FileConfig {
     /// Address and port to listen on.
     pub listen: Option<SocketAddr>,
-    /// The node's own directory (staging, instance key, embedded storage).
+    /// The node's own directory (upload staging, embedded storage).
     pub data_dir: Option<PathBuf>,
     /// `sqlite://PATH` or `postgres://…`.
     pub metadata_url: Option<String>,

@@ -176,7 +176,7 @@ pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
     let dir = std::fs::canonicalize(dir).map_err(data_err)?;
     let staging = dir.join("tmp");
     std::fs::create_dir_all(&staging).map_err(data_err)?;
-    config.instance_secret = instance_secret(&dir).map_err(data_err)?;
+    let legacy_secret = legacy_instance_secret(&dir);
     let blob_root = match &config.blobs {
         config::Blobs::Embedded => dir.join("blobs"),
         config::Blobs::File(root) => root.clone(),
@@ -198,24 +198,19 @@ pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
         ..StoreOptions::default()
     };
     let store = Store::open_with(&url, std::sync::Arc::new(blobs), tuning).await?;
+    config.instance_secret = store
+        .instance_secret(legacy_secret.unwrap_or_else(rand::random))
+        .await?;
     config.data_dir = dir;
     Ok(AppState::new(store, config, staging))
 }
 
-fn instance_secret(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
-    let path = dir.join("instance.key");
-    if let Ok(bytes) = std::fs::read(&path) {
-        if let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(secret);
-        }
-    }
-    let secret: [u8; 32] = rand::random();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(&path)?, &secret)?;
-    Ok(secret)
+/// The decoy secret an installation kept in its data directory before the secret moved
+/// into the metadata database (where every node finds the same one); it is adopted so
+/// the decoy answers do not change.
+fn legacy_instance_secret(dir: &std::path::Path) -> Option<[u8; 32]> {
+    let bytes = std::fs::read(dir.join("instance.key")).ok()?;
+    <[u8; 32]>::try_from(bytes.as_slice()).ok()
 }
 
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -84,6 +84,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0003_retention_quota.sql"),
     ),
     (4, include_str!("../migrations/sqlite/0004_transfers.sql")),
+    (5, include_str!("../migrations/sqlite/0005_instance.sql")),
 ];
 
 /// The same versions as [`SQLITE_MIGRATIONS`], in PostgreSQL's dialect.
@@ -98,6 +99,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0003_retention_quota.sql"),
     ),
     (4, include_str!("../migrations/postgres/0004_transfers.sql")),
+    (5, include_str!("../migrations/postgres/0005_instance.sql")),
 ];
 
 /// Key of the PostgreSQL advisory lock that makes nodes starting together on one

@@ -14,6 +14,7 @@ pub mod cameras;
 mod commit;
 mod db;
 pub mod events;
+mod instance;
 pub mod metadata_copy;
 pub mod presence;
 pub mod retention;

@@ -275,6 +275,11 @@ pub const TABLES: &[Table] = &[
         columns: &[("id", Int), ("seq", Int), ("hash", Text)],
         key: &["id"],
     },
+    Table {
+        name: "instance",
+        columns: &[("id", Int), ("secret", Bytes)],
+        key: &["id"],
+    },
 ];
 
 /// Tables every migrated database has that hold no data of their own.
@@ -525,6 +530,9 @@ pub async fn copy(
         for table in TABLES {
             let holds_data = if table.name == "access_log_head" {
                 log_appended(to).await?
+            } else if table.name == "instance" {
+                // A node that started on the target made its secret; the source's wins.
+                false
             } else {
                 count(to, table.name).await? > 0
             };

@@ -25,7 +25,7 @@ pub struct Args {
     /// TOML configuration file; every key is optional, unknown keys are errors
     #[arg(long, env = "CC_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// This node's directory: upload staging, instance key, and the embedded metadata
+    /// This node's directory: upload staging and the embedded metadata
     /// and blobs [default: closedcircuit-data]
     #[arg(long, env = "CLOSEDCIRCUIT_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

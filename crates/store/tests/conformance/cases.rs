@@ -438,3 +438,11 @@ pub async fn removing_a_camera_removes_its_data(store: Store) -> TestResult {
     }));
     Ok(())
 }
+
+/// The first node's secret stands: every node's decoy answers for unknown emails match.
+pub async fn every_node_gets_the_same_instance_secret(store: Store) -> TestResult {
+    let first = store.instance_secret([1; 32]).await?;
+    assert_eq!(first, [1; 32]);
+    assert_eq!(store.instance_secret([2; 32]).await?, first);
+    Ok(())
+}

@@ -16,6 +16,7 @@ conformance!(
     access_log_chain,
     retention_and_quota,
     removing_a_camera_removes_its_data,
+    every_node_gets_the_same_instance_secret,
 );
 
 mod migrations {
