@@ -8,6 +8,7 @@
 mod admission;
 mod error;
 mod extract;
+mod fanout;
 mod openapi;
 mod range;
 mod routes;
@@ -29,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use admission::Limits;
 pub use error::ApiError;
+pub use fanout::{EventNotice, Fanout, FanoutError};
 pub use state::AppState;
 
 /// How one node runs.

@@ -19,6 +19,7 @@ use moka::future::Cache;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::shared::SharedTier;
 use crate::time::now_ms;
 use crate::Result;
 
@@ -46,17 +47,19 @@ pub struct CacheStats {
     pub fills: AtomicU64,
     /// Entries refused because their key or generation did not match.
     pub rejected: AtomicU64,
+    /// Answers taken straight from the database because the shared tier did not answer.
+    pub degraded: AtomicU64,
 }
 
-/// Membership generations per camera. Values come from one process-wide counter, so a
-/// generation never repeats, even for a camera not seen before.
+/// Membership generations per camera, kept in this process. Values come from one
+/// process-wide counter, so a generation never repeats, even for a camera not seen before.
 #[derive(Default)]
-struct Generations {
+struct LocalGenerations {
     next: AtomicU64,
     by_camera: Mutex<HashMap<CameraId, u64>>,
 }
 
-impl Generations {
+impl LocalGenerations {
     fn current(&self, camera: CameraId) -> u64 {
         self.by_camera
             .lock()
@@ -68,6 +71,29 @@ impl Generations {
         let value = self.next.fetch_add(1, Ordering::SeqCst) + 1;
         if let Ok(mut m) = self.by_camera.lock() {
             m.insert(camera, value);
+        }
+    }
+}
+
+/// Where generations live: in this process (one node), or in Redis, where every node
+/// reads them, so a bump on one node retires the entries of all (DESIGN I4 across nodes).
+enum Generations {
+    Local(LocalGenerations),
+    Shared(SharedTier),
+}
+
+impl Generations {
+    /// `None`: the shared tier did not answer, so nothing cached may be believed.
+    async fn current(&self, camera: CameraId) -> Option<u64> {
+        match self {
+            Generations::Local(local) => Some(local.current(camera)),
+            Generations::Shared(tier) => match tier.generation(camera).await {
+                Ok(generation) => Some(generation),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared cache unavailable; asking the database");
+                    None
+                }
+            },
         }
     }
 }
@@ -127,6 +153,7 @@ impl Faults {
     }
 }
 
+/// The door's cache of membership answers.
 pub struct MembershipCache {
     entries: Cache<MemberKey, MemberEntry>,
     generations: Generations,
@@ -134,27 +161,68 @@ pub struct MembershipCache {
     pub stats: CacheStats,
 }
 
+/// How often a failed shared bump is retried before the entries' own lifetimes are all
+/// that retire them.
+const BUMP_ATTEMPTS: u32 = 20;
+
 impl MembershipCache {
+    /// A cache for one node, its generations in this process.
     pub fn new(capacity: u64, faults: Option<Arc<Faults>>) -> Self {
+        Self::build(
+            capacity,
+            faults,
+            Generations::Local(LocalGenerations::default()),
+        )
+    }
+
+    /// A cache whose generations and entries live in Redis, shared by every node; this
+    /// node's own entries are re-validated against the shared generation on every read.
+    pub fn shared(capacity: u64, faults: Option<Arc<Faults>>, tier: SharedTier) -> Self {
+        Self::build(capacity, faults, Generations::Shared(tier))
+    }
+
+    fn build(capacity: u64, faults: Option<Arc<Faults>>, generations: Generations) -> Self {
         Self {
             entries: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(Duration::from_secs(300))
                 .build(),
-            generations: Generations::default(),
+            generations,
             faults,
             stats: CacheStats::default(),
         }
     }
 
     /// Forgets every answer about `camera`; call after a membership change commits.
-    pub fn bump(&self, camera: CameraId) {
-        self.generations.bump(camera);
+    /// A shared bump that fails is retried in the background; until it lands, other
+    /// nodes' entries live at most their lifetime, and this node's reads of the camera
+    /// go to the database whenever Redis does not answer.
+    pub async fn bump(&self, camera: CameraId) {
+        match &self.generations {
+            Generations::Local(local) => local.bump(camera),
+            Generations::Shared(tier) => {
+                if let Err(e) = tier.bump(camera).await {
+                    // This node at least stops believing its own entries at once.
+                    self.entries.invalidate_all();
+                    tracing::warn!(error = %e, %camera, "shared generation bump failed; retrying");
+                    let tier = tier.clone();
+                    tokio::spawn(async move {
+                        for attempt in 1..=BUMP_ATTEMPTS {
+                            tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+                            if tier.bump(camera).await.is_ok() {
+                                return;
+                            }
+                        }
+                        tracing::error!(%camera, "shared generation bump abandoned");
+                    });
+                }
+            }
+        }
     }
 
-    fn valid(&self, key: MemberKey, entry: &MemberEntry) -> bool {
+    fn valid(key: MemberKey, entry: &MemberEntry, generation: u64) -> bool {
         entry.key == key
-            && entry.generation == self.generations.current(key.camera)
+            && entry.generation == generation
             && entry.expires_at.is_none_or(|t| t > now_ms())
     }
 
@@ -165,6 +233,12 @@ impl MembershipCache {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<(Option<Role>, Option<i64>)>>,
     {
+        // The generation is read before anything else, so a change that commits during
+        // the fill makes the new entry stale rather than wrong.
+        let Some(generation) = self.generations.current(key.camera).await else {
+            self.stats.degraded.fetch_add(1, Ordering::Relaxed);
+            return Ok(load().await?.0);
+        };
         let mut cached = self.entries.get(&key).await;
         if let Some(faults) = &self.faults {
             let (lie, delay) = faults.lie(key, cached);
@@ -172,16 +246,26 @@ impl MembershipCache {
             cached = lie;
         }
         if let Some(entry) = cached {
-            if self.valid(key, &entry) {
+            if Self::valid(key, &entry, generation) {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(entry.role);
             }
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             self.entries.invalidate(&key).await;
         }
-        // The generation is read before the database, so a change that commits during
-        // the fill makes this entry stale rather than wrong.
-        let generation = self.generations.current(key.camera);
+        if let Generations::Shared(tier) = &self.generations {
+            match tier.entry(key).await {
+                Ok(Some(entry)) if Self::valid(key, &entry, generation) => {
+                    self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    self.entries.insert(key, entry.clone()).await;
+                    return Ok(entry.role);
+                }
+                Ok(Some(_)) | Err(crate::shared::SharedError::Garbled) => {
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(None) | Err(_) => {}
+            }
+        }
         let entry = self
             .entries
             .try_get_with(key, async {
@@ -201,10 +285,16 @@ impl MembershipCache {
         }
         // A fill that raced a membership change (or was shared with an older request)
         // is not believed: ask the database directly.
-        if !self.valid(key, &entry) {
+        let now = self.generations.current(key.camera).await;
+        if now.is_none_or(|now| !Self::valid(key, &entry, now)) {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             self.entries.invalidate(&key).await;
             return Ok(load().await?.0);
+        }
+        if let Generations::Shared(tier) = &self.generations {
+            if let Err(e) = tier.put_entry(&entry).await {
+                tracing::debug!(error = %e, "shared cache write skipped");
+            }
         }
         Ok(entry.role)
     }
@@ -232,7 +322,7 @@ mod tests {
         // Cached: the loader is not consulted.
         let again = cache.role(a, || async { Ok((None, None)) }).await?;
         assert_eq!(again, Some(Role::Viewer));
-        cache.bump(a.camera);
+        cache.bump(a.camera).await;
         let after = cache.role(a, || async { Ok((None, None)) }).await?;
         assert_eq!(after, None);
         let other = cache.role(b, || async { Ok((None, None)) }).await?;

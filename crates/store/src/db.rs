@@ -10,6 +10,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::cache::{Faults, MembershipCache};
+use crate::shared::SharedTier;
 use crate::{Blobs, Result, StoreError};
 
 /// Tuning of a store handle.
@@ -18,6 +19,8 @@ pub struct StoreOptions {
     pub cache_capacity: u64,
     /// Make the membership cache lie (tests and `storm --lying-cache` only).
     pub faults: Option<Arc<Faults>>,
+    /// Redis shared by every node (generations and door answers); `None`: in-process.
+    pub shared: Option<SharedTier>,
 }
 
 impl Default for StoreOptions {
@@ -25,6 +28,7 @@ impl Default for StoreOptions {
         Self {
             cache_capacity: 100_000,
             faults: None,
+            shared: None,
         }
     }
 }
@@ -94,7 +98,10 @@ impl Store {
         let store = Self {
             pool,
             blobs,
-            members: Arc::new(MembershipCache::new(tuning.cache_capacity, tuning.faults)),
+            members: Arc::new(match tuning.shared {
+                Some(tier) => MembershipCache::shared(tuning.cache_capacity, tuning.faults, tier),
+                None => MembershipCache::new(tuning.cache_capacity, tuning.faults),
+            }),
         };
         store.migrate(backend).await?;
         Ok(store)

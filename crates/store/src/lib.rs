@@ -13,9 +13,11 @@ pub mod cache;
 pub mod cameras;
 mod db;
 pub mod events;
+pub mod orphans;
 pub mod retention;
 mod rows;
 pub mod sessions;
+pub mod shared;
 pub mod shares;
 pub mod time;
 
