@@ -22,8 +22,9 @@ use std::path::PathBuf;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::Router;
-use cc_store::blobs::LocalBlobs;
+use cc_store::blobs::{LocalBlobs, S3Blobs};
 use cc_store::cache::Faults;
+use cc_store::shared::SharedTier;
 use cc_store::{Store, StoreOptions};
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -47,6 +48,32 @@ pub struct Config {
     pub limits: Limits,
     /// Seed of a membership cache that lies (tests and `storm --lying-cache` only).
     pub lying_cache: Option<u64>,
+    /// Services shared with other nodes; each one left unset stays embedded.
+    pub shared: SharedServices,
+}
+
+/// What several nodes behind one name share besides the metadata database.
+#[derive(Clone, Debug)]
+pub struct SharedServices {
+    /// Blobs in an S3-compatible bucket instead of `blobs/` in the data directory.
+    pub s3: Option<cc_store::blobs::S3Config>,
+    /// `redis://…`: the door's cache generations and entries, and rate limits.
+    pub redis: Option<String>,
+    /// `nats://…`: event and rotation notices between nodes.
+    pub nats: Option<String>,
+    /// Prefix of every Redis key and NATS subject, so installations can share servers.
+    pub namespace: String,
+}
+
+impl Default for SharedServices {
+    fn default() -> Self {
+        Self {
+            s3: None,
+            redis: None,
+            nats: None,
+            namespace: "cc".into(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -58,6 +85,7 @@ impl Default for Config {
             instance_secret: [0; 32],
             lying_cache: None,
             limits: Limits::default(),
+            shared: SharedServices::default(),
         }
     }
 }
@@ -78,6 +106,12 @@ pub enum ServeError {
     },
     #[error("server failed")]
     Io(#[from] std::io::Error),
+    #[error("cannot use the S3 bucket")]
+    S3(#[source] std::io::Error),
+    #[error("cannot use Redis")]
+    Redis(#[from] cc_store::shared::SharedError),
+    #[error("cannot use NATS")]
+    Nats(#[from] FanoutError),
 }
 
 /// The whole HTTP surface, with the OpenAPI document at `/v1/openapi.json`.
@@ -140,17 +174,33 @@ pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
     let staging = dir.join("tmp");
     std::fs::create_dir_all(&staging).map_err(data_err)?;
     config.instance_secret = instance_secret(&dir).map_err(data_err)?;
-    let blobs = LocalBlobs::new(dir.join("blobs")).map_err(data_err)?;
+    let blobs: cc_store::Blobs = match &config.shared.s3 {
+        Some(s3) => std::sync::Arc::new(S3Blobs::new(s3).map_err(ServeError::S3)?),
+        None => std::sync::Arc::new(LocalBlobs::new(dir.join("blobs")).map_err(data_err)?),
+    };
     let url = format!("sqlite://{}", dir.join("metadata.db").display());
+    let shared = match &config.shared.redis {
+        Some(url) => Some(SharedTier::connect(url, &config.shared.namespace)?),
+        None => None,
+    };
     let tuning = StoreOptions {
         faults: config
             .lying_cache
             .map(|seed| std::sync::Arc::new(Faults::new(seed))),
+        shared,
         ..StoreOptions::default()
     };
-    let store = Store::open_with(&url, std::sync::Arc::new(blobs), tuning).await?;
+    let store = Store::open_with(&url, blobs, tuning).await?;
     config.data_dir = dir;
-    Ok(AppState::new(store, config, staging))
+    let fanout = match &config.shared.nats {
+        Some(url) => Some(Fanout::nats(url, &config.shared.namespace).await?),
+        None => None,
+    };
+    let state = AppState::new(store, config, staging);
+    Ok(match fanout {
+        Some(fanout) => state.with_fanout(fanout),
+        None => state,
+    })
 }
 
 fn instance_secret(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {

@@ -344,4 +344,90 @@ mod tests {
         assert!(cache.stats.rejected.load(Ordering::Relaxed) > 0);
         Ok(())
     }
+
+    /// Shared-tier tests need the Redis the test script starts on its standard port.
+    const REDIS: &str = "redis://127.0.0.1:6379";
+
+    fn tier() -> SharedTier {
+        let prefix = format!("cc-test-{}", hex::encode(rand::random::<[u8; 8]>()));
+        match SharedTier::connect(REDIS, &prefix) {
+            Ok(tier) => tier,
+            Err(e) => panic!("redis client: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bump_on_one_node_retires_entries_on_every_node() -> Result<()> {
+        let tier = tier();
+        let node_a = MembershipCache::shared(100, None, tier.clone());
+        let node_b = MembershipCache::shared(100, None, tier);
+        let k = key();
+        let viewer = || async { Ok((Some(Role::Viewer), None)) };
+        assert_eq!(node_a.role(k, viewer).await?, Some(Role::Viewer));
+        // Node B finds A's answer in Redis without asking its database.
+        let unused = || async { Ok((None, None)) };
+        assert_eq!(node_b.role(k, unused).await?, Some(Role::Viewer));
+        assert_eq!(node_b.stats.fills.load(Ordering::Relaxed), 0);
+        // The membership ends on node B; node A must not believe its own entry any more.
+        node_b.bump(k.camera).await;
+        let ended = || async { Ok((None, None)) };
+        assert_eq!(node_a.role(k, ended).await?, None);
+        assert_eq!(node_b.role(k, ended).await?, None);
+        assert!(node_a.stats.rejected.load(Ordering::Relaxed) > 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_lying_redis_never_grants() -> Result<()> {
+        let tier = tier();
+        let cache = MembershipCache::shared(100, None, tier.clone());
+        let (asked, other) = (key(), key());
+        let generation = tier
+            .generation(asked.camera)
+            .await
+            .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+        // Another key's owner entry, filed under the key being asked about.
+        let foreign = MemberEntry {
+            key: other,
+            generation,
+            role: Some(Role::Owner),
+            expires_at: None,
+        };
+        // The right key, but computed under an older generation.
+        let stale = MemberEntry {
+            key: asked,
+            generation: generation.wrapping_sub(1),
+            role: Some(Role::Owner),
+            expires_at: None,
+        };
+        let not_member = || async { Ok((None, None)) };
+        for lie in [foreign, stale] {
+            tier.plant_entry(asked, &lie)
+                .await
+                .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+            cache.entries.invalidate_all();
+            assert_eq!(cache.role(asked, not_member).await?, None);
+        }
+        assert_eq!(cache.stats.rejected.load(Ordering::Relaxed), 2);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn redis_down_means_the_database_decides() -> Result<()> {
+        let closed = match SharedTier::connect("redis://127.0.0.1:1", "cc-test-down") {
+            Ok(tier) => tier,
+            Err(e) => panic!("redis client: {e}"),
+        };
+        let cache = MembershipCache::shared(100, None, closed);
+        let k = key();
+        let started = std::time::Instant::now();
+        for truth in [Some(Role::Viewer), None, Some(Role::Admin), None] {
+            let got = cache.role(k, || async move { Ok((truth, None)) }).await?;
+            assert_eq!(got, truth);
+        }
+        cache.bump(k.camera).await;
+        assert_eq!(cache.stats.degraded.load(Ordering::Relaxed), 4);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        Ok(())
+    }
 }
