@@ -589,3 +589,109 @@ fn signup_request(email: &str, password: &str) -> TestResult<(SignupRequest, Use
     };
     Ok((req, keys))
 }
+
+/// Several nodes on one data directory (one SQLite file), sharing `shared` services, as
+/// a load balancer would see them.
+pub async fn start_nodes(
+    count: usize,
+    shared: cc_server::SharedServices,
+) -> TestResult<Vec<TestServer>> {
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("data");
+    let mut owner = Some(dir);
+    let mut nodes = Vec::with_capacity(count);
+    for _ in 0..count {
+        let config = cc_server::Config {
+            data_dir: data_dir.clone(),
+            shared: shared.clone(),
+            ..cc_server::Config::default()
+        };
+        let state = cc_server::open(config).await?;
+        let store = state.store.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = cc_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = match owner.take() {
+            Some(dir) => dir,
+            None => tempfile::tempdir()?,
+        };
+        nodes.push(TestServer {
+            url: format!("http://{addr}"),
+            store,
+            data_dir: data_dir.clone(),
+            _dir: dir,
+            http: reqwest::Client::new(),
+        });
+    }
+    Ok(nodes)
+}
+
+/// A namespace no other test uses, for Redis keys and NATS subjects.
+pub fn fresh_namespace() -> String {
+    format!("cc-test-{}", hex::encode(rand::random::<[u8; 8]>()))
+}
+
+/// The Redis and NATS that the test script makes sure are running on their standard ports.
+pub fn local_services() -> cc_server::SharedServices {
+    cc_server::SharedServices {
+        redis: Some("redis://127.0.0.1:6379".into()),
+        nats: Some("nats://127.0.0.1:4222".into()),
+        namespace: fresh_namespace(),
+        ..cc_server::SharedServices::default()
+    }
+}
+
+/// A local S3-compatible server (moto) with one empty bucket, stopped on drop.
+pub struct S3Server {
+    _child: tokio::process::Child,
+    pub config: cc_store::blobs::S3Config,
+}
+
+/// Starts the S3-compatible server that `scripts/setup` installs (or the one named by
+/// `CC_S3_SERVER`) on a free port and creates a bucket.
+pub async fn start_s3() -> TestResult<S3Server> {
+    let program = std::env::var_os("CC_S3_SERVER").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/s3-server/bin/moto_server"),
+        PathBuf::from,
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = tokio::process::Command::new(&program)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {} (run ./scripts/setup): {e}",
+                program.display()
+            )
+        })?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let bucket = "closedcircuit-test";
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match http.put(format!("{endpoint}/{bucket}")).send().await {
+            Ok(r) if r.status().is_success() => break,
+            _ if std::time::Instant::now() > deadline => {
+                return Err("the S3 server did not come up".into())
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+    Ok(S3Server {
+        _child: child,
+        config: cc_store::blobs::S3Config {
+            endpoint: Some(endpoint),
+            bucket: bucket.into(),
+            region: "us-east-1".into(),
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+            allow_http: true,
+        },
+    })
+}
