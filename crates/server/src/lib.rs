@@ -187,7 +187,7 @@ pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
         faults: config
             .lying_cache
             .map(|seed| std::sync::Arc::new(Faults::new(seed))),
-        shared,
+        shared: shared.clone(),
         ..StoreOptions::default()
     };
     let store = Store::open_with(&url, blobs, tuning).await?;
@@ -196,11 +196,14 @@ pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
         Some(url) => Some(Fanout::nats(url, &config.shared.namespace).await?),
         None => None,
     };
-    let state = AppState::new(store, config, staging);
-    Ok(match fanout {
-        Some(fanout) => state.with_fanout(fanout),
-        None => state,
-    })
+    let mut state = AppState::new(store, config, staging);
+    if let Some(tier) = shared {
+        state = state.with_shared_limits(tier);
+    }
+    if let Some(fanout) = fanout {
+        state = state.with_fanout(fanout);
+    }
+    Ok(state)
 }
 
 fn instance_secret(dir: &std::path::Path) -> std::io::Result<[u8; 32]> {
@@ -258,11 +261,26 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Ends guest shares and applies retention, once a minute.
+/// Sweeps for orphaned blobs once per this many minutes: a full listing of the blob
+/// store is too costly to repeat every minute.
+const ORPHAN_SWEEP_EVERY: u64 = 60;
+
+/// Ends guest shares and applies retention, once a minute; removes orphaned blobs
+/// (left by a crash between blob and row) once an hour.
 async fn sweep(store: Store) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    loop {
+    for minute in 0u64.. {
         tick.tick().await;
+        if minute % ORPHAN_SWEEP_EVERY == ORPHAN_SWEEP_EVERY - 1 {
+            match store
+                .sweep_orphan_blobs(cc_store::orphans::DEFAULT_GRACE)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "orphaned blobs deleted"),
+                Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+            }
+        }
         match store.sweep_expired_members().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(ended = n, "guest shares expired"),

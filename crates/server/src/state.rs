@@ -36,6 +36,13 @@ impl AppState {
         }
     }
 
+    /// Counts login failures and camera handshakes in Redis, shared with every node.
+    pub fn with_shared_limits(mut self, tier: cc_store::shared::SharedTier) -> Self {
+        self.login_throttle = Arc::new(LoginThrottle::shared(tier.clone()));
+        self.admission = Arc::new(Admission::new(self.config.limits.clone()).with_shared(tier));
+        self
+    }
+
     /// Fans notices out through `fanout` (NATS, when several nodes serve) instead of
     /// in-process only.
     pub fn with_fanout(mut self, fanout: Fanout) -> Self {

@@ -232,6 +232,10 @@ impl SharedTier {
         .await
     }
 
+    fn rate_key(&self, bucket: &str) -> String {
+        format!("{}:rate:{bucket}", self.prefix)
+    }
+
     /// Counts one hit on `bucket` in the current fixed window of `window` and returns the
     /// count so far, shared by every node.
     pub async fn hit(&self, bucket: &str, window: Duration) -> Result<u64, SharedError> {
@@ -239,9 +243,33 @@ impl SharedTier {
         let mut conn = self.conn.clone();
         self.deadline(
             self.hit_window
-                .key(format!("{}:rate:{bucket}", self.prefix))
+                .key(self.rate_key(bucket))
                 .arg(millis)
                 .invoke_async(&mut conn),
+        )
+        .await
+    }
+
+    /// Hits on `bucket` in its current window, without counting one.
+    pub async fn hits(&self, bucket: &str) -> Result<u64, SharedError> {
+        let mut conn = self.conn.clone();
+        let count: Option<u64> = self
+            .deadline(
+                redis::cmd("GET")
+                    .arg(self.rate_key(bucket))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(count.unwrap_or(0))
+    }
+
+    /// Starts `bucket` over (a successful login clears its failures).
+    pub async fn reset(&self, bucket: &str) -> Result<(), SharedError> {
+        let mut conn = self.conn.clone();
+        self.deadline(
+            redis::cmd("DEL")
+                .arg(self.rate_key(bucket))
+                .query_async::<()>(&mut conn),
         )
         .await
     }
