@@ -170,3 +170,52 @@ pub async fn viewer_gate(
     drop(permit);
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tier(url: &str) -> SharedTier {
+        let prefix = format!("cc-test-{}", hex::encode(rand::random::<[u8; 8]>()));
+        match SharedTier::connect(url, &prefix) {
+            Ok(tier) => tier,
+            Err(e) => panic!("redis client: {e}"),
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            handshakes_per_second: 3,
+            ..Limits::default()
+        }
+    }
+
+    async fn admitted(nodes: &[Admission], attempts_each: usize) -> usize {
+        let mut admitted = 0;
+        for _ in 0..attempts_each {
+            for node in nodes {
+                admitted += usize::from(node.handshake_allowed().await);
+            }
+        }
+        admitted
+    }
+
+    #[tokio::test]
+    async fn three_nodes_share_one_handshake_rate() {
+        let shared = tier("redis://127.0.0.1:6379");
+        let nodes: Vec<Admission> = (0..3)
+            .map(|_| Admission::new(limits()).with_shared(shared.clone()))
+            .collect();
+        // Alone, each node's bucket would admit 3 (9 in all); together they admit one
+        // budget, or two should the one-second window roll over mid-test.
+        let n = admitted(&nodes, 4).await;
+        assert!((3..=6).contains(&n), "{n} admitted");
+    }
+
+    #[tokio::test]
+    async fn with_redis_down_each_node_keeps_its_own_bucket() {
+        let down = tier("redis://127.0.0.1:1");
+        let nodes = [Admission::new(limits()).with_shared(down)];
+        assert_eq!(admitted(&nodes, 10).await, 3);
+    }
+}
