@@ -312,3 +312,30 @@ async fn orphans_are_swept_from_s3_and_media_is_served_from_it() -> TestResult {
     let nodes = start_nodes(1, services).await?;
     crash_between_blob_and_row_leaves_nothing_visible(&nodes[0]).await
 }
+
+#[tokio::test]
+async fn installations_under_different_prefixes_share_a_bucket() -> TestResult {
+    let s3 = start_s3().await?;
+    let under = |prefix: &str| {
+        S3Blobs::new(&cc_store::blobs::S3Config {
+            prefix: prefix.into(),
+            ..s3.config.clone()
+        })
+    };
+    let (one, two) = (under("one/")?, under("two")?);
+    let dir = tempfile::tempdir()?;
+    let staged = dir.path().join("staged");
+    std::fs::write(&staged, b"only in one")?;
+    let key = BlobKey::media(
+        cc_core::CameraId::new_v7(),
+        EventId::new_v7(),
+        MediaObject::Thumb,
+        "01",
+    );
+    one.put_file(&key, &staged).await?;
+    assert_eq!(&one.get_range(&key, 0..4).await?[..], b"only");
+    assert!(two.get_range(&key, 0..4).await.is_err());
+    assert_eq!(one.list(cc_store::blobs::MEDIA_ROOT).await?.len(), 1);
+    assert!(two.list(cc_store::blobs::MEDIA_ROOT).await?.is_empty());
+    Ok(())
+}

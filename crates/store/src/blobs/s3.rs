@@ -12,26 +12,50 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::{BlobKey, BlobStore, Listed};
 
 /// Where the bucket is and how to sign requests to it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing `/`; may be empty, so
+    /// one bucket can hold several installations.
+    pub prefix: String,
     /// `http://host:port` for an S3-compatible server; `None`: AWS itself.
     pub endpoint: Option<String>,
-    pub bucket: String,
-    pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: String,
+    /// `None`: from the environment (`AWS_REGION`), else `us-east-1`.
+    pub region: Option<String>,
+    /// Static credentials; `None`: the environment's (`AWS_ACCESS_KEY_ID`, …).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
     /// Plain HTTP is refused unless asked for (a server on the same host, tests).
     pub allow_http: bool,
 }
 
+impl std::fmt::Debug for S3Config {
+    /// The secret key never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
 /// Blobs as objects in one bucket, under the same keys [`super::LocalBlobs`] uses.
 pub struct S3Blobs {
-    store: Arc<AmazonS3>,
+    store: Arc<dyn ObjectStore>,
 }
 
 impl S3Blobs {
@@ -39,22 +63,29 @@ impl S3Blobs {
     pub fn new(config: &S3Config) -> io::Result<Self> {
         // HTTPS goes through rustls on ring; a provider installed earlier is kept.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = AmazonS3Builder::new()
+        let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&config.bucket)
-            .with_region(&config.region)
-            .with_access_key_id(&config.access_key_id)
-            .with_secret_access_key(&config.secret_access_key)
             .with_allow_http(config.allow_http);
+        if let Some(region) = &config.region {
+            builder = builder.with_region(region);
+        }
+        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+        }
         if let Some(endpoint) = &config.endpoint {
             // Path-style addressing: S3-compatible servers rarely have per-bucket hosts.
             builder = builder
                 .with_endpoint(endpoint)
                 .with_virtual_hosted_style_request(false);
         }
-        let store = builder.build().map_err(to_io)?;
-        Ok(Self {
-            store: Arc::new(store),
-        })
+        let store: AmazonS3 = builder.build().map_err(to_io)?;
+        let store: Arc<dyn ObjectStore> = match config.prefix.trim_matches('/') {
+            "" => Arc::new(store),
+            prefix => Arc::new(PrefixStore::new(store, object_path(prefix)?)),
+        };
+        Ok(Self { store })
     }
 }
 

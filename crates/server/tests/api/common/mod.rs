@@ -688,9 +688,10 @@ pub async fn start_s3() -> TestResult<S3Server> {
         config: cc_store::blobs::S3Config {
             endpoint: Some(endpoint),
             bucket: bucket.into(),
-            region: "us-east-1".into(),
-            access_key_id: "test".into(),
-            secret_access_key: "test".into(),
+            prefix: String::new(),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("test".into()),
+            secret_access_key: Some("test".into()),
             allow_http: true,
         },
     })
