@@ -84,6 +84,34 @@ async fn a_rotation_on_node_b_reaches_a_camera_connected_to_node_a() -> TestResu
     Ok(())
 }
 
+/// What each node answers `token` on `route`.
+async fn statuses(nodes: &[TestServer], route: &str, token: &str) -> TestResult<Vec<StatusCode>> {
+    let mut answers = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        answers.push(
+            node.send(Method::GET, route, Some(token), None)
+                .await?
+                .status,
+        );
+    }
+    Ok(answers)
+}
+
+/// The owner ends `email`'s share of `camera`, through `node`.
+async fn unshare(node: &TestServer, owner: &User, camera: &Camera, email: &str) -> TestResult {
+    let member = node.lookup(owner, email).await?;
+    let revoked = node
+        .send(
+            Method::DELETE,
+            &format!("/v1/cameras/{}/shares/{member}", camera.camera_id),
+            Some(&owner.token),
+            None,
+        )
+        .await?;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_share_revoked_on_node_c_is_refused_on_a_and_b_at_once() -> TestResult {
     let nodes = start_nodes(3, local_services()).await?;
@@ -93,28 +121,15 @@ async fn a_share_revoked_on_node_c_is_refused_on_a_and_b_at_once() -> TestResult
     nodes[0].share(&owner, &camera, &friend, "viewer").await?;
     let route = format!("/v1/cameras/{}/events", camera.camera_id);
     // Every node has the friend's membership cached.
-    for node in &nodes {
-        let sent = node
-            .send(Method::GET, &route, Some(&friend.token), None)
-            .await?;
-        assert_eq!(sent.status, StatusCode::OK);
-    }
-    let friend_id = nodes[2].lookup(&owner, "rv-friend@example.com").await?;
-    let revoked = nodes[2]
-        .send(
-            Method::DELETE,
-            &format!("/v1/cameras/{}/shares/{friend_id}", camera.camera_id),
-            Some(&owner.token),
-            None,
-        )
-        .await?;
-    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
-    for node in &nodes[..2] {
-        let sent = node
-            .send(Method::GET, &route, Some(&friend.token), None)
-            .await?;
-        assert_eq!(sent.status, StatusCode::NOT_FOUND);
-    }
+    assert_eq!(
+        statuses(&nodes, &route, &friend.token).await?,
+        [StatusCode::OK; 3]
+    );
+    unshare(&nodes[2], &owner, &camera, "rv-friend@example.com").await?;
+    assert_eq!(
+        statuses(&nodes[..2], &route, &friend.token).await?,
+        [StatusCode::NOT_FOUND; 2]
+    );
     // A session ended on one node is refused by the others on the next request.
     let logout = nodes[2]
         .send(
@@ -125,12 +140,10 @@ async fn a_share_revoked_on_node_c_is_refused_on_a_and_b_at_once() -> TestResult
         )
         .await?;
     assert!(logout.status.is_success(), "{}", logout.status);
-    for node in &nodes[..2] {
-        let sent = node
-            .send(Method::GET, &route, Some(&owner.token), None)
-            .await?;
-        assert_eq!(sent.status, StatusCode::UNAUTHORIZED);
-    }
+    assert_eq!(
+        statuses(&nodes[..2], &route, &owner.token).await?,
+        [StatusCode::UNAUTHORIZED; 2]
+    );
     Ok(())
 }
 
@@ -148,32 +161,19 @@ async fn with_redis_unreachable_the_database_decides() -> TestResult {
     let camera = nodes[0].pair(&owner, "Yard").await?;
     nodes[1].share(&owner, &camera, &friend, "viewer").await?;
     let route = format!("/v1/cameras/{}", camera.camera_id);
-    for node in &nodes {
-        let ok = node
-            .send(Method::GET, &route, Some(&friend.token), None)
-            .await?;
-        assert_eq!(ok.status, StatusCode::OK);
-        let no = node
-            .send(Method::GET, &route, Some(&stranger.token), None)
-            .await?;
-        assert_eq!(no.status, StatusCode::NOT_FOUND);
-    }
-    let friend_id = nodes[1].lookup(&owner, "rd-friend@example.com").await?;
-    let revoked = nodes[1]
-        .send(
-            Method::DELETE,
-            &format!("/v1/cameras/{}/shares/{friend_id}", camera.camera_id),
-            Some(&owner.token),
-            None,
-        )
-        .await?;
-    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
-    for node in &nodes {
-        let sent = node
-            .send(Method::GET, &route, Some(&friend.token), None)
-            .await?;
-        assert_eq!(sent.status, StatusCode::NOT_FOUND);
-    }
+    assert_eq!(
+        statuses(&nodes, &route, &friend.token).await?,
+        [StatusCode::OK; 2]
+    );
+    assert_eq!(
+        statuses(&nodes, &route, &stranger.token).await?,
+        [StatusCode::NOT_FOUND; 2]
+    );
+    unshare(&nodes[1], &owner, &camera, "rd-friend@example.com").await?;
+    assert_eq!(
+        statuses(&nodes, &route, &friend.token).await?,
+        [StatusCode::NOT_FOUND; 2]
+    );
     assert!(
         nodes[0]
             .store
