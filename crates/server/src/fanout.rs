@@ -78,9 +78,14 @@ impl Fanout {
 
     /// Notices also cross nodes through NATS at `url`, on subjects
     /// `<prefix>.camera.<camera_id>.events` and `<prefix>.camera.<camera_id>.config`
-    /// (core publish/subscribe only, which every NATS server version speaks).
+    /// (core publish/subscribe only, which every NATS server version speaks). A node
+    /// starts even while NATS is down and connects when it comes back; until then its
+    /// notices reach only its own streams.
     pub async fn nats(url: &str, prefix: &str) -> Result<Self, FanoutError> {
-        let client = async_nats::connect(url).await?;
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(url)
+            .await?;
         let mut fanout = Self::in_process();
         let mut events = client
             .subscribe(format!("{prefix}.camera.*.events"))

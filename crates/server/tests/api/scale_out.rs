@@ -339,3 +339,31 @@ async fn installations_under_different_prefixes_share_a_bucket() -> TestResult {
     assert!(two.list(cc_store::blobs::MEDIA_ROOT).await?.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_node_starts_and_serves_with_nats_and_redis_down() -> TestResult {
+    let services = cc_server::SharedServices {
+        redis: Some("redis://127.0.0.1:1".into()),
+        nats: Some("nats://127.0.0.1:1".into()),
+        namespace: fresh_namespace(),
+        ..cc_server::SharedServices::default()
+    };
+    let nodes = tokio::time::timeout(Duration::from_secs(10), start_nodes(1, services)).await??;
+    let node = &nodes[0];
+    let owner = node.signup("down-owner@example.com", "pw").await?;
+    let camera = node.pair(&owner, "Gate").await?;
+    let mut stream = node
+        .http
+        .get(format!("{}/v1/events/stream", node.url))
+        .bearer_auth(&owner.token)
+        .send()
+        .await?;
+    let upload = event(&camera, b"thumb", b"clip")?;
+    assert_eq!(
+        node.upload(&camera, &upload).await?.status,
+        StatusCode::CREATED
+    );
+    // Notices still reach this node's own streams.
+    read_until(&mut stream, &upload.path_event.to_string()).await?;
+    Ok(())
+}
