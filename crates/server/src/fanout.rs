@@ -35,6 +35,7 @@ struct Wire {
     event_id: Option<EventId>,
 }
 
+/// Why a node could not set up its NATS fan-out at start.
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError {
     #[error("cannot connect to NATS: {0}")]
@@ -152,10 +153,13 @@ impl Fanout {
         self.publish("config", camera, None).await;
     }
 
+    /// New events from every node, for a member's stream; the stream checks membership
+    /// before it sends anything.
     pub fn subscribe_events(&self) -> broadcast::Receiver<EventNotice> {
         self.events.subscribe()
     }
 
+    /// Rotated cameras from every node, for device streams.
     pub fn subscribe_rotations(&self) -> broadcast::Receiver<CameraId> {
         self.rotations.subscribe()
     }

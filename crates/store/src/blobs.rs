@@ -150,8 +150,10 @@ impl BlobStore for LocalBlobs {
         let path = self.path(key.as_str());
         tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
             file.seek(SeekFrom::Start(range.start))?;
-            let len = range.end.saturating_sub(range.start);
+            // Reads past the end are cut short, and never size a buffer beyond the file.
+            let len = range.end.min(size).saturating_sub(range.start);
             let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
             file.take(len).read_to_end(&mut buf)?;
             Ok(Bytes::from(buf))

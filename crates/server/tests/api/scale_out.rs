@@ -293,6 +293,14 @@ async fn crash_between_blob_and_row_leaves_nothing_visible(node: &TestServer) ->
     assert_eq!(clip.body, kept.clip);
     let left = blobs.list(&BlobKey::camera_prefix(cam)).await?;
     assert_eq!(left.len(), 2, "{left:?}");
+    // Ciphertext only, wherever the blobs live.
+    for listed in left {
+        let (_, _, key) = BlobKey::parse_media(&listed.key).ok_or("unexpected key")?;
+        let stored = blobs.get_range(&key, 0..u64::MAX).await?;
+        for marker in [&b"kept-thumb"[..], b"kept-clip"] {
+            assert!(!contains(&stored, marker), "{} holds plaintext", listed.key);
+        }
+    }
     Ok(())
 }
 
