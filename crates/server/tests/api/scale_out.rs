@@ -220,6 +220,18 @@ async fn s3_blobs_put_get_range_delete_and_list() -> TestResult {
         );
         blobs.put_file(&k, &staged).await?;
     }
+    // A clip large enough to go up in parts reads back byte for byte.
+    let big: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&staged, &big)?;
+    let big_key = BlobKey::media(camera, EventId::new_v7(), MediaObject::Clip, "b16");
+    blobs.put_file(&big_key, &staged).await?;
+    assert!(!staged.exists());
+    assert_eq!(&blobs.get_range(&big_key, 0..u64::MAX).await?[..], &big[..]);
+    let (start, end) = (9 * 1024 * 1024, 9 * 1024 * 1024 + 10);
+    assert_eq!(
+        &blobs.get_range(&big_key, start as u64..end as u64).await?[..],
+        &big[start..end]
+    );
     blobs.delete_prefix(&BlobKey::camera_prefix(camera)).await?;
     assert!(blobs
         .list(&BlobKey::camera_prefix(camera))

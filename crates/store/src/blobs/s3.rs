@@ -13,7 +13,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::io::AsyncReadExt;
 
 use super::{BlobKey, BlobStore, Listed};
 
@@ -89,6 +90,48 @@ impl S3Blobs {
     }
 }
 
+/// Larger files go up in parts, so a node holding many uploads at once holds a few
+/// parts of each in memory, never whole clips.
+const SINGLE_PUT_MAX: u64 = 8 * 1024 * 1024;
+/// S3 wants parts of at least 5 MiB (but the last).
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts of one upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 2;
+
+impl S3Blobs {
+    /// A multipart upload: the object appears, whole, only when the upload completes;
+    /// a failed one is aborted and leaves nothing readable.
+    async fn put_multipart(&self, path: &ObjectPath, staged: &Path) -> io::Result<()> {
+        let upload = self.store.put_multipart(path).await.map_err(to_io)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut file = tokio::fs::File::open(staged).await?;
+        let mut buf = vec![0u8; 1024 * 1024];
+        let sent: io::Result<()> = async {
+            loop {
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                writer
+                    .wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(to_io)?;
+                writer.write(&buf[..n]);
+            }
+        }
+        .await;
+        match sent {
+            Ok(()) => writer.finish().await.map(drop).map_err(to_io),
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, "aborting a failed multipart upload failed");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
 fn to_io(e: object_store::Error) -> io::Error {
     match e {
         object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
@@ -103,11 +146,16 @@ fn object_path(key: &str) -> io::Result<ObjectPath> {
 #[async_trait]
 impl BlobStore for S3Blobs {
     async fn put_file(&self, key: &BlobKey, staged: &Path) -> io::Result<()> {
-        let bytes = tokio::fs::read(staged).await?;
-        self.store
-            .put(&object_path(key.as_str())?, PutPayload::from(bytes))
-            .await
-            .map_err(to_io)?;
+        let path = object_path(key.as_str())?;
+        if tokio::fs::metadata(staged).await?.len() <= SINGLE_PUT_MAX {
+            let bytes = tokio::fs::read(staged).await?;
+            self.store
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map_err(to_io)?;
+        } else {
+            self.put_multipart(&path, staged).await?;
+        }
         // The staged file is consumed, as a local rename would consume it.
         tokio::fs::remove_file(staged).await
     }
