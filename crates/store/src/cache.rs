@@ -79,16 +79,52 @@ impl LocalGenerations {
 /// reads them, so a bump on one node retires the entries of all (DESIGN I4 across nodes).
 enum Generations {
     Local(LocalGenerations),
-    Shared(SharedTier),
+    Shared(SharedGenerations),
+}
+
+/// Generations read from Redis, with the highest this node has seen per camera: a
+/// generation lower than that is a Redis that lies or lost its data, and is not
+/// believed. Remembered as long as an entry lives, which is as long as it matters.
+struct SharedGenerations {
+    tier: SharedTier,
+    highest: moka::sync::Cache<CameraId, u64>,
+}
+
+impl SharedGenerations {
+    fn new(tier: SharedTier, capacity: u64) -> Self {
+        Self {
+            tier,
+            highest: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ENTRY_TTL)
+                .build(),
+        }
+    }
+
+    /// `Some` only for a generation not lower than one seen before.
+    fn observe(&self, camera: CameraId, generation: u64) -> Option<u64> {
+        match self.highest.get(&camera) {
+            Some(highest) if generation < highest => {
+                tracing::warn!(%camera, "redis reported an older generation; asking the database");
+                None
+            }
+            Some(highest) if generation == highest => Some(generation),
+            _ => {
+                self.highest.insert(camera, generation);
+                Some(generation)
+            }
+        }
+    }
 }
 
 impl Generations {
-    /// `None`: the shared tier did not answer, so nothing cached may be believed.
+    /// `None`: the shared tier did not answer (or cannot be believed), so nothing cached
+    /// may be.
     async fn current(&self, camera: CameraId) -> Option<u64> {
         match self {
             Generations::Local(local) => Some(local.current(camera)),
-            Generations::Shared(tier) => match tier.generation(camera).await {
-                Ok(generation) => Some(generation),
+            Generations::Shared(shared) => match shared.tier.generation(camera).await {
+                Ok(generation) => shared.observe(camera, generation),
                 Err(e) => {
                     tracing::warn!(error = %e, "shared cache unavailable; asking the database");
                     None
@@ -97,6 +133,9 @@ impl Generations {
         }
     }
 }
+
+/// How long an entry lives, in this process and in Redis alike.
+const ENTRY_TTL: Duration = Duration::from_secs(300);
 
 /// Fault injection: a cache that lies.
 pub struct Faults {
@@ -178,14 +217,15 @@ impl MembershipCache {
     /// A cache whose generations and entries live in Redis, shared by every node; this
     /// node's own entries are re-validated against the shared generation on every read.
     pub fn shared(capacity: u64, faults: Option<Arc<Faults>>, tier: SharedTier) -> Self {
-        Self::build(capacity, faults, Generations::Shared(tier))
+        let generations = SharedGenerations::new(tier, capacity);
+        Self::build(capacity, faults, Generations::Shared(generations))
     }
 
     fn build(capacity: u64, faults: Option<Arc<Faults>>, generations: Generations) -> Self {
         Self {
             entries: Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(Duration::from_secs(300))
+                .time_to_live(ENTRY_TTL)
                 .build(),
             generations,
             faults,
@@ -200,12 +240,15 @@ impl MembershipCache {
     pub async fn bump(&self, camera: CameraId) {
         match &self.generations {
             Generations::Local(local) => local.bump(camera),
-            Generations::Shared(tier) => {
-                if let Err(e) = tier.bump(camera).await {
+            Generations::Shared(shared) => match shared.tier.bump(camera).await {
+                Ok(generation) => {
+                    shared.observe(camera, generation);
+                }
+                Err(e) => {
                     // This node at least stops believing its own entries at once.
                     self.entries.invalidate_all();
                     tracing::warn!(error = %e, %camera, "shared generation bump failed; retrying");
-                    let tier = tier.clone();
+                    let tier = shared.tier.clone();
                     tokio::spawn(async move {
                         for attempt in 1..=BUMP_ATTEMPTS {
                             tokio::time::sleep(Duration::from_millis(100) * attempt).await;
@@ -216,7 +259,7 @@ impl MembershipCache {
                         tracing::error!(%camera, "shared generation bump abandoned");
                     });
                 }
-            }
+            },
         }
     }
 
@@ -253,8 +296,8 @@ impl MembershipCache {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             self.entries.invalidate(&key).await;
         }
-        if let Generations::Shared(tier) = &self.generations {
-            match tier.entry(key).await {
+        if let Generations::Shared(shared) = &self.generations {
+            match shared.tier.entry(key).await {
                 Ok(Some(entry)) if Self::valid(key, &entry, generation) => {
                     self.stats.hits.fetch_add(1, Ordering::Relaxed);
                     self.entries.insert(key, entry.clone()).await;
@@ -291,8 +334,8 @@ impl MembershipCache {
             self.entries.invalidate(&key).await;
             return Ok(load().await?.0);
         }
-        if let Generations::Shared(tier) = &self.generations {
-            if let Err(e) = tier.put_entry(&entry).await {
+        if let Generations::Shared(shared) = &self.generations {
+            if let Err(e) = shared.tier.put_entry(&entry).await {
                 tracing::debug!(error = %e, "shared cache write skipped");
             }
         }
@@ -409,6 +452,28 @@ mod tests {
             assert_eq!(cache.role(asked, not_member).await?, None);
         }
         assert_eq!(cache.stats.rejected.load(Ordering::Relaxed), 2);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_redis_handing_out_an_old_generation_is_not_believed() -> Result<()> {
+        let tier = tier();
+        let cache = MembershipCache::shared(100, None, tier.clone());
+        let k = key();
+        let viewer = || async { Ok((Some(Role::Viewer), None)) };
+        assert_eq!(cache.role(k, viewer).await?, Some(Role::Viewer));
+        let before = tier
+            .generation(k.camera)
+            .await
+            .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+        cache.bump(k.camera).await;
+        // Redis now claims the generation the cached Viewer answer was computed under.
+        tier.plant_generation(k.camera, before)
+            .await
+            .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+        let ended = || async { Ok((None, None)) };
+        assert_eq!(cache.role(k, ended).await?, None);
+        assert!(cache.stats.degraded.load(Ordering::Relaxed) > 0);
         Ok(())
     }
 

@@ -230,6 +230,20 @@ impl SharedTier {
         self.write_entry(slot, entry).await
     }
 
+    /// Sets `camera`'s generation to `value`: how a test plays a Redis that hands out an
+    /// old generation.
+    #[cfg(any(test, feature = "test-support"))]
+    pub async fn plant_generation(&self, camera: CameraId, value: u64) -> Result<(), SharedError> {
+        let mut conn = self.conn.clone();
+        self.deadline(
+            redis::cmd("SET")
+                .arg(self.generation_key(camera))
+                .arg(value)
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
+
     async fn write_entry(&self, slot: MemberKey, entry: &MemberEntry) -> Result<(), SharedError> {
         let wire = WireEntry {
             user: entry.key.user,
