@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use cc_store::blobs::S3Config;
 use serde::Deserialize;
 
 /// Where account, camera and event metadata lives.
@@ -39,42 +40,7 @@ pub enum Blobs {
     /// A local (or mounted) directory (`file://PATH`).
     File(PathBuf),
     /// An S3-compatible bucket shared by every node (`s3://BUCKET[/PREFIX]`).
-    S3(S3Blobs),
-}
-
-/// An S3-compatible bucket and how to reach it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct S3Blobs {
-    /// The bucket every node reads and writes.
-    pub bucket: String,
-    /// Key prefix inside the bucket, without leading or trailing `/`; may be empty.
-    pub prefix: String,
-    /// The server's URL, for S3-compatible services other than AWS.
-    pub endpoint: Option<String>,
-    /// The bucket's region; S3-compatible servers often ignore it.
-    pub region: Option<String>,
-    /// Static credentials; both or neither.
-    pub credentials: Option<S3Credentials>,
-    /// Allow an `http://` endpoint (a server on the same host or a private network).
-    pub allow_http: bool,
-}
-
-/// An access key pair. The secret never appears in `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct S3Credentials {
-    /// The public half, safe to log.
-    pub access_key_id: String,
-    /// The secret half, never logged.
-    pub secret_access_key: String,
-}
-
-impl fmt::Debug for S3Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"***")
-            .finish()
-    }
+    S3(S3Config),
 }
 
 /// Where the door's membership cache, rate limits and session revocations are shared.
@@ -103,6 +69,12 @@ pub enum Fanout {
 pub struct ServiceUrl(String);
 
 impl ServiceUrl {
+    /// Wraps a URL given in code (tests, embedding) rather than read from settings,
+    /// where the scheme was already checked.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
     /// The URL as given, password included, for the client library only.
     pub fn expose(&self) -> &str {
         &self.0
@@ -191,15 +163,15 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3File {
-    /// See [`S3Blobs::endpoint`].
+    /// See [`S3Config::endpoint`].
     pub endpoint: Option<String>,
-    /// See [`S3Blobs::region`].
+    /// See [`S3Config::region`].
     pub region: Option<String>,
-    /// See [`S3Credentials`].
+    /// See [`S3Config::access_key_id`].
     pub access_key_id: Option<String>,
-    /// See [`S3Credentials`].
+    /// See [`S3Config::secret_access_key`].
     pub secret_access_key: Option<String>,
-    /// See [`S3Blobs::allow_http`].
+    /// See [`S3Config::allow_http`].
     pub allow_http: Option<bool>,
 }
 
@@ -379,26 +351,22 @@ fn parse_blobs(url: &str, s3: &S3File) -> Result<Blobs, ConfigError> {
                     });
                 }
             }
-            let credentials = match (&s3.access_key_id, &s3.secret_access_key) {
-                (Some(id), Some(secret)) => Some(S3Credentials {
-                    access_key_id: id.clone(),
-                    secret_access_key: secret.clone(),
-                }),
-                (None, None) => None,
-                (Some(_), None) | (None, Some(_)) => {
+            if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+                {
                     return Err(ConfigError::Invalid {
                         setting: "s3",
                         value: "access_key_id / secret_access_key".into(),
                         problem: "give both or neither",
-                    })
+                    });
                 }
-            };
-            Ok(Blobs::S3(S3Blobs {
+            }
+            Ok(Blobs::S3(S3Config {
                 bucket: bucket.to_owned(),
                 prefix: prefix.trim_matches('/').to_owned(),
                 endpoint: s3.endpoint.clone(),
                 region: s3.region.clone(),
-                credentials,
+                access_key_id: s3.access_key_id.clone(),
+                secret_access_key: s3.secret_access_key.clone(),
                 allow_http: s3.allow_http.unwrap_or(false),
             }))
         }
@@ -514,7 +482,7 @@ mod tests {
         };
         assert_eq!((b.bucket.as_str(), b.prefix.as_str()), ("media", "node-a"));
         assert_eq!(
-            (b.region.as_deref(), b.credentials.is_none()),
+            (b.region.as_deref(), b.access_key_id.is_none()),
             (Some("eu-west-1"), true)
         );
         Ok(())

@@ -9,6 +9,7 @@ mod admission;
 pub mod config;
 mod error;
 mod extract;
+mod fanout;
 mod openapi;
 mod range;
 mod routes;
@@ -22,14 +23,16 @@ use std::path::PathBuf;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::Router;
-use cc_store::blobs::LocalBlobs;
+use cc_store::blobs::{LocalBlobs, S3Blobs};
 use cc_store::cache::Faults;
+use cc_store::shared::SharedTier;
 use cc_store::{Store, StoreOptions};
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use admission::Limits;
 pub use error::ApiError;
+pub use fanout::{EventNotice, Fanout, FanoutError};
 pub use state::AppState;
 
 /// How one node runs.
@@ -54,6 +57,8 @@ pub struct Config {
     pub cache: config::Cache,
     /// How notifications reach other nodes (default: this process).
     pub fanout: config::Fanout,
+    /// Prefix of every Redis key and NATS subject, so installations can share servers.
+    pub namespace: String,
 }
 
 impl Config {
@@ -84,6 +89,7 @@ impl Default for Config {
             blobs: config::Blobs::default(),
             cache: config::Cache::default(),
             fanout: config::Fanout::default(),
+            namespace: "cc".into(),
         }
     }
 }
@@ -104,9 +110,12 @@ pub enum ServeError {
     },
     #[error("server failed")]
     Io(#[from] std::io::Error),
-    /// A configured service this build cannot talk to yet.
-    #[error("{0} is not yet supported in this build")]
-    Unsupported(&'static str),
+    #[error("cannot use the S3 bucket")]
+    S3(#[source] std::io::Error),
+    #[error("cannot use Redis")]
+    Redis(#[from] cc_store::shared::SharedError),
+    #[error("cannot use NATS")]
+    Nats(#[from] FanoutError),
 }
 
 /// The whole HTTP surface, with the OpenAPI document at `/v1/openapi.json`.
@@ -161,12 +170,6 @@ pub fn app(state: AppState) -> Router {
 /// Opens the configured storage (by default embedded under `config.data_dir`) and
 /// builds the node's state.
 pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
-    if let config::Cache::Redis(_) = config.cache {
-        return Err(ServeError::Unsupported("a Redis cache"));
-    }
-    if let config::Fanout::Nats(_) = config.fanout {
-        return Err(ServeError::Unsupported("NATS fan-out"));
-    }
     let dir = &config.data_dir;
     let data_err = |source| ServeError::DataDir {
         path: dir.clone(),
@@ -177,32 +180,51 @@ pub async fn open(mut config: Config) -> Result<AppState, ServeError> {
     let staging = dir.join("tmp");
     std::fs::create_dir_all(&staging).map_err(data_err)?;
     let legacy_secret = legacy_instance_secret(&dir);
-    let blob_root = match &config.blobs {
-        config::Blobs::Embedded => dir.join("blobs"),
-        config::Blobs::File(root) => root.clone(),
-        config::Blobs::S3(_) => return Err(ServeError::Unsupported("S3 blob storage")),
+    let blobs: cc_store::Blobs = match &config.blobs {
+        config::Blobs::Embedded => local_blobs(dir.join("blobs"))?,
+        config::Blobs::File(root) => local_blobs(root.clone())?,
+        config::Blobs::S3(s3) => std::sync::Arc::new(S3Blobs::new(s3).map_err(ServeError::S3)?),
     };
-    let blobs = LocalBlobs::new(&blob_root).map_err(|source| ServeError::DataDir {
-        path: blob_root.clone(),
-        source,
-    })?;
     let url = match &config.metadata {
         config::Metadata::Embedded => format!("sqlite://{}", dir.join("metadata.db").display()),
         config::Metadata::Sqlite(path) => format!("sqlite://{}", path.display()),
         config::Metadata::Postgres(url) => url.expose().to_owned(),
     };
+    let shared = match &config.cache {
+        config::Cache::Memory => None,
+        config::Cache::Redis(url) => Some(SharedTier::connect(url.expose(), &config.namespace)?),
+    };
     let tuning = StoreOptions {
         faults: config
             .lying_cache
             .map(|seed| std::sync::Arc::new(Faults::new(seed))),
+        shared: shared.clone(),
         ..StoreOptions::default()
     };
-    let store = Store::open_with(&url, std::sync::Arc::new(blobs), tuning).await?;
+    let store = Store::open_with(&url, blobs, tuning).await?;
     config.instance_secret = store
         .instance_secret(legacy_secret.unwrap_or_else(rand::random))
         .await?;
     config.data_dir = dir;
-    Ok(AppState::new(store, config, staging))
+    let fanout = match &config.fanout {
+        config::Fanout::Memory => None,
+        config::Fanout::Nats(url) => Some(Fanout::nats(url.expose(), &config.namespace).await?),
+    };
+    let mut state = AppState::new(store, config, staging);
+    if let Some(tier) = shared {
+        state = state.with_shared_limits(tier);
+    }
+    if let Some(fanout) = fanout {
+        state = state.with_fanout(fanout);
+    }
+    Ok(state)
+}
+
+fn local_blobs(root: PathBuf) -> Result<cc_store::Blobs, ServeError> {
+    match LocalBlobs::new(&root) {
+        Ok(blobs) => Ok(std::sync::Arc::new(blobs)),
+        Err(source) => Err(ServeError::DataDir { path: root, source }),
+    }
 }
 
 /// The decoy secret an installation kept in its data directory before the secret moved
@@ -265,11 +287,26 @@ async fn flush_presence(store: Store) {
     }
 }
 
-/// Ends guest shares and applies retention, once a minute.
+/// Sweeps for orphaned blobs once per this many minutes: a full listing of the blob
+/// store is too costly to repeat every minute.
+const ORPHAN_SWEEP_EVERY: u64 = 60;
+
+/// Ends guest shares and applies retention, once a minute; removes orphaned blobs
+/// (left by a crash between blob and row) once an hour.
 async fn sweep(store: Store) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    loop {
+    for minute in 0u64.. {
         tick.tick().await;
+        if minute % ORPHAN_SWEEP_EVERY == ORPHAN_SWEEP_EVERY - 1 {
+            match store
+                .sweep_orphan_blobs(cc_store::orphans::DEFAULT_GRACE)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "orphaned blobs deleted"),
+                Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+            }
+        }
         match store.sweep_expired_members().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(ended = n, "guest shares expired"),

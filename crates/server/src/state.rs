@@ -3,18 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cc_core::api::EventInfo;
-use cc_core::CameraId;
 use cc_store::Store;
-use tokio::sync::broadcast;
 
 use crate::admission::Admission;
+use crate::fanout::Fanout;
 use crate::throttle::LoginThrottle;
 use crate::Config;
-
-/// Bounded: a slow stream subscriber loses notices (and is told so) rather than
-/// growing memory without limit.
-const NOTICE_BUFFER: usize = 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -22,27 +16,37 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Where uploads are spooled before they are moved, durably, into the blob store.
     pub staging: Arc<PathBuf>,
-    /// New events, fanned out to open streams; each subscriber re-checks access.
-    pub notices: broadcast::Sender<EventInfo>,
+    /// New events and key rotations, fanned out to open streams (in-process or across
+    /// nodes); each subscriber re-checks access.
+    pub fanout: Arc<Fanout>,
     pub login_throttle: Arc<LoginThrottle>,
-    /// Cameras whose content key was rotated, for their device streams.
-    pub rotations: broadcast::Sender<CameraId>,
     pub admission: Arc<Admission>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Config, staging: PathBuf) -> Self {
-        let (notices, _) = broadcast::channel(NOTICE_BUFFER);
-        let (rotations, _) = broadcast::channel(NOTICE_BUFFER);
         let admission = Arc::new(Admission::new(config.limits.clone()));
         Self {
             store,
             config: Arc::new(config),
             staging: Arc::new(staging),
-            notices,
+            fanout: Arc::default(),
             login_throttle: Arc::default(),
-            rotations,
             admission,
         }
+    }
+
+    /// Counts login failures and camera handshakes in Redis, shared with every node.
+    pub fn with_shared_limits(mut self, tier: cc_store::shared::SharedTier) -> Self {
+        self.login_throttle = Arc::new(LoginThrottle::shared(tier.clone()));
+        self.admission = Arc::new(Admission::new(self.config.limits.clone()).with_shared(tier));
+        self
+    }
+
+    /// Fans notices out through `fanout` (NATS, when several nodes serve) instead of
+    /// in-process only.
+    pub fn with_fanout(mut self, fanout: Fanout) -> Self {
+        self.fanout = Arc::new(fanout);
+        self
     }
 }

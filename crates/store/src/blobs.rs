@@ -1,6 +1,11 @@
 //! Ciphertext blob storage. The default keeps files under the data directory and makes
 //! every write durable (temp file, fsync, rename, fsync of the directory) before an
-//! upload is acknowledged (DESIGN I5).
+//! upload is acknowledged (DESIGN I5). [`S3Blobs`] keeps them in an S3-compatible object
+//! store for nodes that share nothing else on disk.
+
+mod s3;
+
+pub use s3::{S3Blobs, S3Config};
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
@@ -15,6 +20,18 @@ use cc_core::{CameraId, EventId};
 /// never escape its camera's prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobKey(String);
+
+/// The prefix every media blob lives under.
+pub const MEDIA_ROOT: &str = "cameras";
+
+/// One stored blob, as a listing reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// The key as stored; [`BlobKey::parse_media`] turns it back into a typed key.
+    pub key: String,
+    /// Last write, in milliseconds since the Unix epoch.
+    pub modified_ms: i64,
+}
 
 /// Which of an event's two media objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +62,28 @@ impl BlobKey {
     }
 
     pub fn camera_prefix(camera: CameraId) -> String {
-        format!("cameras/{camera}")
+        format!("{MEDIA_ROOT}/{camera}")
+    }
+
+    /// Reads back a key that [`BlobKey::media`] made (as a listing returns it): its
+    /// camera and event, and the key itself. Anything else is `None`.
+    pub fn parse_media(text: &str) -> Option<(CameraId, EventId, Self)> {
+        let mut parts = text.split('/');
+        let (root, camera, event, file) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if root != MEDIA_ROOT || parts.next().is_some() {
+            return None;
+        }
+        let camera: CameraId = camera.parse().ok()?;
+        let event: EventId = event.parse().ok()?;
+        let (hash, object) = file.split_once('.')?;
+        let object = match object {
+            "thumb" => MediaObject::Thumb,
+            "clip" => MediaObject::Clip,
+            _ => return None,
+        };
+        let key = Self::media(camera, event, object, hash);
+        (key.as_str() == text).then_some((camera, event, key))
     }
 
     pub fn as_str(&self) -> &str {
@@ -64,6 +102,8 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, key: &BlobKey) -> io::Result<()>;
     /// Deletes every blob under `prefix` (a camera's, when it is removed).
     async fn delete_prefix(&self, prefix: &str) -> io::Result<()>;
+    /// Every blob under `prefix`, for the orphan sweeper.
+    async fn list(&self, prefix: &str) -> io::Result<Vec<Listed>>;
 }
 
 /// Blobs as files below a root directory.
@@ -110,8 +150,10 @@ impl BlobStore for LocalBlobs {
         let path = self.path(key.as_str());
         tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
             file.seek(SeekFrom::Start(range.start))?;
-            let len = range.end.saturating_sub(range.start);
+            // Reads past the end are cut short, and never size a buffer beyond the file.
+            let len = range.end.min(size).saturating_sub(range.start);
             let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
             file.take(len).read_to_end(&mut buf)?;
             Ok(Bytes::from(buf))
@@ -134,6 +176,47 @@ impl BlobStore for LocalBlobs {
             other => other,
         }
     }
+
+    async fn list(&self, prefix: &str) -> io::Result<Vec<Listed>> {
+        let root = self.root.clone();
+        let start = self.path(prefix);
+        tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            let mut pending = vec![start];
+            while let Some(dir) = pending.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    other => other?,
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let kind = entry.file_type()?;
+                    if kind.is_dir() {
+                        pending.push(entry.path());
+                    } else if kind.is_file() {
+                        let path = entry.path();
+                        let Some(key) = path
+                            .strip_prefix(&root)
+                            .ok()
+                            .and_then(|p| p.to_str())
+                            .map(|p| p.replace(std::path::MAIN_SEPARATOR, "/"))
+                        else {
+                            continue;
+                        };
+                        let modified = entry.metadata()?.modified()?;
+                        let modified_ms = modified
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                            .unwrap_or(0);
+                        found.push(Listed { key, modified_ms });
+                    }
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
 }
 
 #[cfg(test)]
@@ -153,8 +236,33 @@ mod tests {
         assert!(!staged.exists());
         assert_eq!(&blobs.get_range(&key, 2..5).await?[..], b"234");
         assert_eq!(&blobs.get_range(&key, 8..100).await?[..], b"89");
+        let listed = blobs.list(MEDIA_ROOT).await?;
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].key, key.as_str());
+        let parsed = BlobKey::parse_media(&listed[0].key).map(|(_, _, k)| k);
+        assert_eq!(parsed.as_ref(), Some(&key));
         blobs.delete_prefix(&BlobKey::camera_prefix(camera)).await?;
         assert!(blobs.get_range(&key, 0..1).await.is_err());
+        assert!(blobs.list(MEDIA_ROOT).await?.is_empty());
         Ok(())
+    }
+
+    #[test]
+    fn only_keys_this_module_makes_parse() {
+        let (camera, event) = (CameraId::new_v7(), EventId::new_v7());
+        let key = BlobKey::media(camera, event, MediaObject::Thumb, "00ff");
+        assert_eq!(
+            BlobKey::parse_media(key.as_str()),
+            Some((camera, event, key.clone()))
+        );
+        for bad in [
+            format!("{}/x", key.as_str()),
+            format!("other/{camera}/{event}/00ff.thumb"),
+            format!("cameras/{camera}/{event}/00ff.txt"),
+            format!("cameras/{camera}/{event}/0g.thumb"),
+            format!("cameras/{camera}/not-an-id/00ff.clip"),
+        ] {
+            assert_eq!(BlobKey::parse_media(&bad), None, "{bad}");
+        }
     }
 }

@@ -19,6 +19,7 @@ use moka::future::Cache;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::shared::SharedTier;
 use crate::time::now_ms;
 use crate::Result;
 
@@ -46,17 +47,19 @@ pub struct CacheStats {
     pub fills: AtomicU64,
     /// Entries refused because their key or generation did not match.
     pub rejected: AtomicU64,
+    /// Answers taken straight from the database because the shared tier did not answer.
+    pub degraded: AtomicU64,
 }
 
-/// Membership generations per camera. Values come from one process-wide counter, so a
-/// generation never repeats, even for a camera not seen before.
+/// Membership generations per camera, kept in this process. Values come from one
+/// process-wide counter, so a generation never repeats, even for a camera not seen before.
 #[derive(Default)]
-struct Generations {
+struct LocalGenerations {
     next: AtomicU64,
     by_camera: Mutex<HashMap<CameraId, u64>>,
 }
 
-impl Generations {
+impl LocalGenerations {
     fn current(&self, camera: CameraId) -> u64 {
         self.by_camera
             .lock()
@@ -71,6 +74,68 @@ impl Generations {
         }
     }
 }
+
+/// Where generations live: in this process (one node), or in Redis, where every node
+/// reads them, so a bump on one node retires the entries of all (DESIGN I4 across nodes).
+enum Generations {
+    Local(LocalGenerations),
+    Shared(SharedGenerations),
+}
+
+/// Generations read from Redis, with the highest this node has seen per camera: a
+/// generation lower than that is a Redis that lies or lost its data, and is not
+/// believed. Remembered as long as an entry lives, which is as long as it matters.
+struct SharedGenerations {
+    tier: SharedTier,
+    highest: moka::sync::Cache<CameraId, u64>,
+}
+
+impl SharedGenerations {
+    fn new(tier: SharedTier, capacity: u64) -> Self {
+        Self {
+            tier,
+            highest: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ENTRY_TTL)
+                .build(),
+        }
+    }
+
+    /// `Some` only for a generation not lower than one seen before.
+    fn observe(&self, camera: CameraId, generation: u64) -> Option<u64> {
+        match self.highest.get(&camera) {
+            Some(highest) if generation < highest => {
+                tracing::warn!(%camera, "redis reported an older generation; asking the database");
+                None
+            }
+            Some(highest) if generation == highest => Some(generation),
+            _ => {
+                self.highest.insert(camera, generation);
+                Some(generation)
+            }
+        }
+    }
+}
+
+impl Generations {
+    /// `None`: the shared tier did not answer (or cannot be believed), so nothing cached
+    /// may be.
+    async fn current(&self, camera: CameraId) -> Option<u64> {
+        match self {
+            Generations::Local(local) => Some(local.current(camera)),
+            Generations::Shared(shared) => match shared.tier.generation(camera).await {
+                Ok(generation) => shared.observe(camera, generation),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared cache unavailable; asking the database");
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// How long an entry lives, in this process and in Redis alike.
+const ENTRY_TTL: Duration = Duration::from_secs(300);
 
 /// Fault injection: a cache that lies.
 pub struct Faults {
@@ -127,6 +192,7 @@ impl Faults {
     }
 }
 
+/// The door's cache of membership answers.
 pub struct MembershipCache {
     entries: Cache<MemberKey, MemberEntry>,
     generations: Generations,
@@ -134,27 +200,72 @@ pub struct MembershipCache {
     pub stats: CacheStats,
 }
 
+/// How often a failed shared bump is retried before the entries' own lifetimes are all
+/// that retire them.
+const BUMP_ATTEMPTS: u32 = 20;
+
 impl MembershipCache {
+    /// A cache for one node, its generations in this process.
     pub fn new(capacity: u64, faults: Option<Arc<Faults>>) -> Self {
+        Self::build(
+            capacity,
+            faults,
+            Generations::Local(LocalGenerations::default()),
+        )
+    }
+
+    /// A cache whose generations and entries live in Redis, shared by every node; this
+    /// node's own entries are re-validated against the shared generation on every read.
+    pub fn shared(capacity: u64, faults: Option<Arc<Faults>>, tier: SharedTier) -> Self {
+        let generations = SharedGenerations::new(tier, capacity);
+        Self::build(capacity, faults, Generations::Shared(generations))
+    }
+
+    fn build(capacity: u64, faults: Option<Arc<Faults>>, generations: Generations) -> Self {
         Self {
             entries: Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(Duration::from_secs(300))
+                .time_to_live(ENTRY_TTL)
                 .build(),
-            generations: Generations::default(),
+            generations,
             faults,
             stats: CacheStats::default(),
         }
     }
 
     /// Forgets every answer about `camera`; call after a membership change commits.
-    pub fn bump(&self, camera: CameraId) {
-        self.generations.bump(camera);
+    /// A shared bump that fails is retried in the background; until it lands, other
+    /// nodes' entries live at most their lifetime, and this node's reads of the camera
+    /// go to the database whenever Redis does not answer.
+    pub async fn bump(&self, camera: CameraId) {
+        match &self.generations {
+            Generations::Local(local) => local.bump(camera),
+            Generations::Shared(shared) => match shared.tier.bump(camera).await {
+                Ok(generation) => {
+                    shared.observe(camera, generation);
+                }
+                Err(e) => {
+                    // This node at least stops believing its own entries at once.
+                    self.entries.invalidate_all();
+                    tracing::warn!(error = %e, %camera, "shared generation bump failed; retrying");
+                    let tier = shared.tier.clone();
+                    tokio::spawn(async move {
+                        for attempt in 1..=BUMP_ATTEMPTS {
+                            tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+                            if tier.bump(camera).await.is_ok() {
+                                return;
+                            }
+                        }
+                        tracing::error!(%camera, "shared generation bump abandoned");
+                    });
+                }
+            },
+        }
     }
 
-    fn valid(&self, key: MemberKey, entry: &MemberEntry) -> bool {
+    fn valid(key: MemberKey, entry: &MemberEntry, generation: u64) -> bool {
         entry.key == key
-            && entry.generation == self.generations.current(key.camera)
+            && entry.generation == generation
             && entry.expires_at.is_none_or(|t| t > now_ms())
     }
 
@@ -165,6 +276,12 @@ impl MembershipCache {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<(Option<Role>, Option<i64>)>>,
     {
+        // The generation is read before anything else, so a change that commits during
+        // the fill makes the new entry stale rather than wrong.
+        let Some(generation) = self.generations.current(key.camera).await else {
+            self.stats.degraded.fetch_add(1, Ordering::Relaxed);
+            return Ok(load().await?.0);
+        };
         let mut cached = self.entries.get(&key).await;
         if let Some(faults) = &self.faults {
             let (lie, delay) = faults.lie(key, cached);
@@ -172,16 +289,26 @@ impl MembershipCache {
             cached = lie;
         }
         if let Some(entry) = cached {
-            if self.valid(key, &entry) {
+            if Self::valid(key, &entry, generation) {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(entry.role);
             }
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             self.entries.invalidate(&key).await;
         }
-        // The generation is read before the database, so a change that commits during
-        // the fill makes this entry stale rather than wrong.
-        let generation = self.generations.current(key.camera);
+        if let Generations::Shared(shared) = &self.generations {
+            match shared.tier.entry(key).await {
+                Ok(Some(entry)) if Self::valid(key, &entry, generation) => {
+                    self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    self.entries.insert(key, entry.clone()).await;
+                    return Ok(entry.role);
+                }
+                Ok(Some(_)) | Err(crate::shared::SharedError::Garbled) => {
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(None) | Err(_) => {}
+            }
+        }
         let entry = self
             .entries
             .try_get_with(key, async {
@@ -201,10 +328,16 @@ impl MembershipCache {
         }
         // A fill that raced a membership change (or was shared with an older request)
         // is not believed: ask the database directly.
-        if !self.valid(key, &entry) {
+        let now = self.generations.current(key.camera).await;
+        if now.is_none_or(|now| !Self::valid(key, &entry, now)) {
             self.stats.rejected.fetch_add(1, Ordering::Relaxed);
             self.entries.invalidate(&key).await;
             return Ok(load().await?.0);
+        }
+        if let Generations::Shared(shared) = &self.generations {
+            if let Err(e) = shared.tier.put_entry(&entry).await {
+                tracing::debug!(error = %e, "shared cache write skipped");
+            }
         }
         Ok(entry.role)
     }
@@ -232,7 +365,7 @@ mod tests {
         // Cached: the loader is not consulted.
         let again = cache.role(a, || async { Ok((None, None)) }).await?;
         assert_eq!(again, Some(Role::Viewer));
-        cache.bump(a.camera);
+        cache.bump(a.camera).await;
         let after = cache.role(a, || async { Ok((None, None)) }).await?;
         assert_eq!(after, None);
         let other = cache.role(b, || async { Ok((None, None)) }).await?;
@@ -252,6 +385,114 @@ mod tests {
             }
         }
         assert!(cache.stats.rejected.load(Ordering::Relaxed) > 0);
+        Ok(())
+    }
+
+    /// Shared-tier tests need the Redis the test script starts on its standard port.
+    const REDIS: &str = "redis://127.0.0.1:6379";
+
+    fn tier() -> SharedTier {
+        let prefix = format!("cc-test-{}", hex::encode(rand::random::<[u8; 8]>()));
+        match SharedTier::connect(REDIS, &prefix) {
+            Ok(tier) => tier,
+            Err(e) => panic!("redis client: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bump_on_one_node_retires_entries_on_every_node() -> Result<()> {
+        let tier = tier();
+        let node_a = MembershipCache::shared(100, None, tier.clone());
+        let node_b = MembershipCache::shared(100, None, tier);
+        let k = key();
+        let viewer = || async { Ok((Some(Role::Viewer), None)) };
+        assert_eq!(node_a.role(k, viewer).await?, Some(Role::Viewer));
+        // Node B finds A's answer in Redis without asking its database.
+        let unused = || async { Ok((None, None)) };
+        assert_eq!(node_b.role(k, unused).await?, Some(Role::Viewer));
+        assert_eq!(node_b.stats.fills.load(Ordering::Relaxed), 0);
+        // The membership ends on node B; node A must not believe its own entry any more.
+        node_b.bump(k.camera).await;
+        let ended = || async { Ok((None, None)) };
+        assert_eq!(node_a.role(k, ended).await?, None);
+        assert_eq!(node_b.role(k, ended).await?, None);
+        assert!(node_a.stats.rejected.load(Ordering::Relaxed) > 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_lying_redis_never_grants() -> Result<()> {
+        let tier = tier();
+        let cache = MembershipCache::shared(100, None, tier.clone());
+        let (asked, other) = (key(), key());
+        let generation = tier
+            .generation(asked.camera)
+            .await
+            .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+        // Another key's owner entry, filed under the key being asked about.
+        let foreign = MemberEntry {
+            key: other,
+            generation,
+            role: Some(Role::Owner),
+            expires_at: None,
+        };
+        // The right key, but computed under an older generation.
+        let stale = MemberEntry {
+            key: asked,
+            generation: generation.wrapping_sub(1),
+            role: Some(Role::Owner),
+            expires_at: None,
+        };
+        let not_member = || async { Ok((None, None)) };
+        for lie in [foreign, stale] {
+            tier.plant_entry(asked, &lie)
+                .await
+                .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+            cache.entries.invalidate_all();
+            assert_eq!(cache.role(asked, not_member).await?, None);
+        }
+        assert_eq!(cache.stats.rejected.load(Ordering::Relaxed), 2);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_redis_handing_out_an_old_generation_is_not_believed() -> Result<()> {
+        let tier = tier();
+        let cache = MembershipCache::shared(100, None, tier.clone());
+        let k = key();
+        let viewer = || async { Ok((Some(Role::Viewer), None)) };
+        assert_eq!(cache.role(k, viewer).await?, Some(Role::Viewer));
+        let before = tier
+            .generation(k.camera)
+            .await
+            .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+        cache.bump(k.camera).await;
+        // Redis now claims the generation the cached Viewer answer was computed under.
+        tier.plant_generation(k.camera, before)
+            .await
+            .map_err(|e| crate::StoreError::Corrupt(e.to_string()))?;
+        let ended = || async { Ok((None, None)) };
+        assert_eq!(cache.role(k, ended).await?, None);
+        assert!(cache.stats.degraded.load(Ordering::Relaxed) > 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn redis_down_means_the_database_decides() -> Result<()> {
+        let closed = match SharedTier::connect("redis://127.0.0.1:1", "cc-test-down") {
+            Ok(tier) => tier,
+            Err(e) => panic!("redis client: {e}"),
+        };
+        let cache = MembershipCache::shared(100, None, closed);
+        let k = key();
+        let started = std::time::Instant::now();
+        for truth in [Some(Role::Viewer), None, Some(Role::Admin), None] {
+            let got = cache.role(k, || async move { Ok((truth, None)) }).await?;
+            assert_eq!(got, truth);
+        }
+        cache.bump(k.camera).await;
+        assert_eq!(cache.stats.degraded.load(Ordering::Relaxed), 4);
+        assert!(started.elapsed() < Duration::from_secs(5));
         Ok(())
     }
 }

@@ -246,7 +246,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.members.bump(camera);
+        self.members.bump(camera).await;
         let auth = authz::check::<View>(self, session, camera).await?;
         self.camera_info(&auth).await
     }
@@ -381,7 +381,7 @@ impl Store {
             sqlx::query(sql).bind(&camera).execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        self.members.bump(auth.camera());
+        self.members.bump(auth.camera()).await;
         self.blobs
             .delete_prefix(&BlobKey::camera_prefix(auth.camera()))
             .await?;

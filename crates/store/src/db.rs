@@ -12,6 +12,7 @@ use sqlx::{AnyPool, Executor, Row};
 use crate::cache::{Faults, MembershipCache};
 use crate::commit::GroupCommit;
 use crate::presence::Presence;
+use crate::shared::SharedTier;
 use crate::{Blobs, Result, StoreError};
 
 /// Tuning of a store handle.
@@ -20,6 +21,8 @@ pub struct StoreOptions {
     pub cache_capacity: u64,
     /// Make the membership cache lie (tests and `storm --lying-cache` only).
     pub faults: Option<Arc<Faults>>,
+    /// Redis shared by every node (generations and door answers); `None`: in-process.
+    pub shared: Option<SharedTier>,
 }
 
 impl Default for StoreOptions {
@@ -27,6 +30,7 @@ impl Default for StoreOptions {
         Self {
             cache_capacity: 100_000,
             faults: None,
+            shared: None,
         }
     }
 }
@@ -145,7 +149,10 @@ impl Store {
             presence: Arc::default(),
             pool,
             blobs,
-            members: Arc::new(MembershipCache::new(tuning.cache_capacity, tuning.faults)),
+            members: Arc::new(match tuning.shared {
+                Some(tier) => MembershipCache::shared(tuning.cache_capacity, tuning.faults, tier),
+                None => MembershipCache::new(tuning.cache_capacity, tuning.faults),
+            }),
             backend,
         };
         store.migrate().await?;

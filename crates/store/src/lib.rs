@@ -16,10 +16,12 @@ mod db;
 pub mod events;
 mod instance;
 pub mod metadata_copy;
+pub mod orphans;
 pub mod presence;
 pub mod retention;
 mod rows;
 pub mod sessions;
+pub mod shared;
 pub mod shares;
 #[cfg(feature = "test-support")]
 pub mod testing;

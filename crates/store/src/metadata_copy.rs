@@ -54,6 +54,9 @@ impl BlobStore for NoBlobs {
     async fn delete_prefix(&self, _: &str) -> io::Result<()> {
         Err(no_blobs())
     }
+    async fn list(&self, _: &str) -> io::Result<Vec<crate::blobs::Listed>> {
+        Err(no_blobs())
+    }
 }
 
 /// How a column's values are read and written on both backends.

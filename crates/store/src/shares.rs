@@ -268,7 +268,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.members.bump(camera);
+        self.members.bump(camera).await;
         Ok(())
     }
 
@@ -299,7 +299,7 @@ impl Store {
         }
         end_membership(&mut tx, auth.camera(), user).await?;
         tx.commit().await?;
-        self.members.bump(auth.camera());
+        self.members.bump(auth.camera()).await;
         Ok(())
     }
 
@@ -314,7 +314,7 @@ impl Store {
             let camera = rows::id(row, "camera_id")?;
             end_membership(&mut tx, camera, rows::id(row, "user_id")?).await?;
             tx.commit().await?;
-            self.members.bump(camera);
+            self.members.bump(camera).await;
         }
         Ok(expired.len())
     }

@@ -316,7 +316,7 @@ impl Store {
             .await?;
         commit_rotation(&mut tx, camera_id, &current, &new_owner, req).await?;
         tx.commit().await?;
-        self.members.bump(camera_id);
+        self.members.bump(camera_id).await;
         Ok(())
     }
 

@@ -78,18 +78,18 @@ async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let throttle = &state.login_throttle;
-    if let Some(retry_after_secs) = throttle.blocked(&req.email, &ip) {
+    if let Some(retry_after_secs) = throttle.blocked(&req.email, &ip).await {
         return Err(ApiError::TooManyAttempts { retry_after_secs });
     }
     match state.store.login(&req, &ip, state.config.session_ttl).await {
         Ok(response) => {
-            throttle.succeeded(&req.email);
+            throttle.succeeded(&req.email).await;
             Ok(Json(response))
         }
         Err(e) => {
             let wrong_code = matches!(e, StoreError::SecondFactorRequired) && req.totp.is_some();
             if wrong_code || matches!(e, StoreError::BadCredentials) {
-                throttle.failed(&req.email, &ip);
+                throttle.failed(&req.email, &ip).await;
             }
             Err(e.into())
         }
@@ -131,7 +131,7 @@ async fn step_up(
     ApiJson(req): ApiJson<StepUpRequest>,
 ) -> Result<StatusCode, ApiError> {
     let who = auth.session.user().to_string();
-    if let Some(retry_after_secs) = state.login_throttle.blocked(&who, &ip) {
+    if let Some(retry_after_secs) = state.login_throttle.blocked(&who, &ip).await {
         return Err(ApiError::TooManyAttempts { retry_after_secs });
     }
     if let Err(e) = state
@@ -139,7 +139,7 @@ async fn step_up(
         .step_up(&auth.session, req.auth_key.as_deref(), req.totp.as_deref())
         .await
     {
-        state.login_throttle.failed(&who, &ip);
+        state.login_throttle.failed(&who, &ip).await;
         return Err(e.into());
     }
     Ok(StatusCode::NO_CONTENT)

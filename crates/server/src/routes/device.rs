@@ -136,8 +136,7 @@ async fn upload_event(
         .await?;
     if inserted == Inserted::New {
         let info = state.store.event_for_device(&device, event).await?;
-        // Nobody listening is fine: notices are a convenience, the list is the truth.
-        let _ = state.notices.send(info);
+        state.fanout.event(info).await;
     }
     Ok(ack(event, inserted))
 }
@@ -152,7 +151,7 @@ async fn stream(
     DeviceAuth(device): DeviceAuth,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let connected = state.store.hold_connection(&device);
-    let rotations = state.rotations.subscribe();
+    let rotations = state.fanout.subscribe_rotations();
     let first = config_event(&state, &device).await?;
     let camera = device.camera();
     let updates = futures_util::stream::unfold(

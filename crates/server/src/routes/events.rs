@@ -156,23 +156,30 @@ async fn stream(
     State(state): State<AppState>,
     auth: UserAuth,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let notices = state.notices.subscribe();
+    let notices = state.fanout.subscribe_events();
     let events = futures_util::stream::unfold(
         (notices, state, auth),
         |(mut notices, state, auth)| async move {
             loop {
                 let event = match notices.recv().await {
-                    Ok(info) => {
+                    Ok(notice) => {
                         let Ok(session) = authz::authenticate(&state.store, &auth.token).await
                         else {
                             return None;
                         };
-                        if authz::check::<View>(&state.store, &session, info.camera_id)
-                            .await
-                            .is_err()
-                        {
+                        let Ok(proof) =
+                            authz::check::<View>(&state.store, &session, notice.camera_id).await
+                        else {
                             continue;
-                        }
+                        };
+                        // A notice relayed from another node carries only IDs.
+                        let info = match notice.info {
+                            Some(info) => info,
+                            None => match state.store.event(&proof, notice.event_id).await {
+                                Ok(info) => info,
+                                Err(_) => continue,
+                            },
+                        };
                         match Event::default().event("event").json_data(&info) {
                             Ok(event) => event,
                             Err(_) => continue,

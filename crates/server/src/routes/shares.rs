@@ -139,7 +139,7 @@ async fn rotate(
     let proof = authz::check::<Own>(&state.store, &auth.session, camera).await?;
     state.store.rotate(&proof, &req).await?;
     // Connected cameras learn the new epoch on their stream; nobody listening is fine.
-    let _ = state.rotations.send(camera);
+    state.fanout.rotated(camera).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

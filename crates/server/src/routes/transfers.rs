@@ -78,6 +78,6 @@ async fn accept(
         .accept_transfer(&auth.session, camera, &req)
         .await?;
     // The camera learns the new certificate and owner on its stream.
-    let _ = state.rotations.send(camera);
+    state.fanout.rotated(camera).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ mod ciphertext_only;
 mod one_door;
 mod openapi;
 mod retention;
+mod scale_out;
 mod sessions;
 mod sharing;
 mod storms;

@@ -605,3 +605,153 @@ impl Camera {
         }
     }
 }
+
+/// Several nodes on one data directory (one SQLite file), sharing `shared` services, as
+/// a load balancer would see them.
+pub async fn start_nodes(count: usize, shared: Services) -> TestResult<Vec<TestServer>> {
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("data");
+    let mut owner = Some(dir);
+    let mut postgres = match metadata_on_postgres() {
+        true => Some(cc_store::testing::TempPostgres::create().await?),
+        false => None,
+    };
+    let metadata_url = match &postgres {
+        Some(db) => db.url().to_owned(),
+        None => format!("sqlite://{}", data_dir.join("metadata.db").display()),
+    };
+    let mut nodes = Vec::with_capacity(count);
+    for n in 0..count {
+        let mut config = shared.apply(cc_server::Config {
+            data_dir: data_dir.clone(),
+            ..cc_server::Config::default()
+        });
+        if postgres.is_some() {
+            config.metadata = cc_server::config::Metadata::from_url(&metadata_url)?;
+        }
+        let state = cc_server::open(config).await?;
+        let store = state.store.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = cc_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = match owner.take() {
+            Some(dir) => dir,
+            None => tempfile::tempdir()?,
+        };
+        nodes.push(TestServer {
+            url: format!("http://{addr}"),
+            store,
+            data_dir: data_dir.clone(),
+            metadata_url: metadata_url.clone(),
+            _dir: dir,
+            http: reqwest::Client::new(),
+            // The last node, dropped last, drops the shared database.
+            _postgres: PostgresGuard(if n + 1 == count {
+                postgres.take()
+            } else {
+                None
+            }),
+        });
+    }
+    Ok(nodes)
+}
+
+/// A namespace no other test uses, for Redis keys and NATS subjects.
+pub fn fresh_namespace() -> String {
+    format!("cc-test-{}", hex::encode(rand::random::<[u8; 8]>()))
+}
+
+/// The Redis and NATS that the test script makes sure are running on their standard ports.
+pub fn local_services() -> Services {
+    Services {
+        redis: Some("redis://127.0.0.1:6379".into()),
+        nats: Some("nats://127.0.0.1:4222".into()),
+        namespace: fresh_namespace(),
+        ..Services::default()
+    }
+}
+
+/// What several test nodes share besides the data directory; unset means in-process.
+#[derive(Clone, Default)]
+pub struct Services {
+    pub s3: Option<cc_store::blobs::S3Config>,
+    pub redis: Option<String>,
+    pub nats: Option<String>,
+    pub namespace: String,
+}
+
+impl Services {
+    /// `config` using these services.
+    pub fn apply(&self, mut config: cc_server::Config) -> cc_server::Config {
+        use cc_server::config::{Blobs, Cache, Fanout, ServiceUrl};
+        if let Some(s3) = &self.s3 {
+            config.blobs = Blobs::S3(s3.clone());
+        }
+        if let Some(url) = &self.redis {
+            config.cache = Cache::Redis(ServiceUrl::new(url.as_str()));
+        }
+        if let Some(url) = &self.nats {
+            config.fanout = Fanout::Nats(ServiceUrl::new(url.as_str()));
+        }
+        if !self.namespace.is_empty() {
+            config.namespace = self.namespace.clone();
+        }
+        config
+    }
+}
+
+/// A local S3-compatible server (moto) with one empty bucket, stopped on drop.
+pub struct S3Server {
+    _child: tokio::process::Child,
+    pub config: cc_store::blobs::S3Config,
+}
+
+/// Starts the S3-compatible server that `scripts/setup` installs (or the one named by
+/// `CC_S3_SERVER`) on a free port and creates a bucket.
+pub async fn start_s3() -> TestResult<S3Server> {
+    let program = std::env::var_os("CC_S3_SERVER").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/s3-server/bin/moto_server"),
+        PathBuf::from,
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = tokio::process::Command::new(&program)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot start {} (run ./scripts/setup): {e}",
+                program.display()
+            )
+        })?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let bucket = "closedcircuit-test";
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match http.put(format!("{endpoint}/{bucket}")).send().await {
+            Ok(r) if r.status().is_success() => break,
+            _ if std::time::Instant::now() > deadline => {
+                return Err("the S3 server did not come up".into())
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+    Ok(S3Server {
+        _child: child,
+        config: cc_store::blobs::S3Config {
+            endpoint: Some(endpoint),
+            bucket: bucket.into(),
+            prefix: String::new(),
+            region: Some("us-east-1".into()),
+            access_key_id: Some("test".into()),
+            secret_access_key: Some("test".into()),
+            allow_http: true,
+        },
+    })
+}
