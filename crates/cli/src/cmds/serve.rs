@@ -13,10 +13,10 @@ Examples:
   CC_METADATA_URL=postgres://closedcircuit@db.internal/closedcircuit closedcircuit serve --listen 0.0.0.0:8080
 
 Flags and environment variables win over the file; whatever none of them sets keeps
-its embedded default. Several nodes share one PostgreSQL database safely: the schema
-is migrated by one node at a time. This build runs metadata on SQLite or PostgreSQL and
-media on local files; s3://, redis:// and nats:// are accepted and checked, and
-refused at start as not yet supported.";
+its embedded default. Several nodes behind one name share one PostgreSQL database (the
+schema is migrated by one node at a time), one S3-compatible bucket, one Redis (the
+door's cache, rate limits) and one NATS (notices between nodes). If Redis or NATS is
+down, nodes keep serving: access is decided by the database, never allowed by default.";
 
 /// Options of `closedcircuit serve`.
 #[derive(clap::Args)]

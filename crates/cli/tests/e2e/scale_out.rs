@@ -105,14 +105,18 @@ fn move_and_serve(postgres: &str) -> TestResult {
 }
 
 #[test]
-fn services_this_build_lacks_are_refused_at_start() -> TestResult {
+fn a_service_it_cannot_use_is_refused_at_start_with_what_it_expected() -> TestResult {
     let root = tempfile::tempdir()?;
     let out = Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(root.path().join("data"))
-        .env("CC_FANOUT_URL", "nats://127.0.0.1:4222")
+        .env("CC_CACHE_URL", "memcached://127.0.0.1:11211")
         .output()?;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet supported"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("cache_url") && said.contains("redis://"),
+        "{said}"
+    );
     Ok(())
 }
