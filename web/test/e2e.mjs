@@ -160,6 +160,12 @@ async function verifiedEvents(page, n) {
   }
 }
 
+/** Clicks Refresh on the Events tab and waits until the list has been rebuilt. */
+async function refreshEvents(page) {
+  await page.click("#events-refresh");
+  await page.waitForSelector("#events-refresh:not([disabled])");
+}
+
 async function cameraIdsOnPage(page) {
   return page.$$eval("#event-list article.card", (cards) => [...new Set(cards.map((c) => c.dataset.cameraId))]);
 }
@@ -246,7 +252,7 @@ try {
     await alice.click(".share-block tr.member:has-text('bob@example.org') button.revoke");
     await alice.click(".share-block tr.member:has-text('bob@example.org') button.revoke");
     await alice.waitForSelector(".share-block tr.member:has-text('bob@example.org')", { state: "detached" });
-    await bob.click("#events-refresh");
+    await refreshEvents(bob);
     await bob.waitForSelector("#no-cameras");
     check((await bob.$$("#event-list article.card")).length === 0, "after revocation the friend's view is empty");
     await bob.context().close();
@@ -341,7 +347,7 @@ try {
     for (const home of homes) {
       home.events = await verifiedEvents(home.page, 4);
       check((await cameraIdsOnPage(home.page)).join() === home.cameraId, `${home.who} still sees only their camera after the restart`);
-      await home.page.click("#events-refresh");
+      await refreshEvents(home.page);
       const after = await verifiedEvents(home.page, 4);
       check(after.length === 4, `${home.who} has exactly their four events`);
       check((await cameraIdsOnPage(home.page)).join() === home.cameraId, `${home.who} sees only their camera after a refresh`);
@@ -385,6 +391,60 @@ try {
     await shoot(alice, "payloads");
     const injected = await alice.evaluate(() => document.querySelectorAll("img[src='x'], script:not([src='/app.js'])").length);
     check(injected === 0, "no element was made from a payload");
+  });
+
+  await test("a lying server's events show as error cards, never as pictures", async () => {
+    await alice.click("#tab-cameras");
+    await alice.waitForSelector("#camera-list article >> nth=1");
+    const ids = await alice.$$eval("#camera-list article", (cards) => cards.map((c) => ({ id: c.dataset.cameraId, text: c.textContent })));
+    const own = ids.find((c) => c.text.includes("You own"));
+    const other = ids.find((c) => c.id !== own.id);
+    let foreign;
+    const foreignSeen = new Promise((resolve) => (foreign = resolve));
+    const tampered = new Set();
+    await alice.route(/\/v1\/cameras\/[^/]+\/events(\?.*)?$/, async (route) => {
+      const response = await route.fetch();
+      const page = await response.json();
+      if (route.request().url().includes(other.id)) {
+        foreign(page.events[0]);
+      } else if (page.events.length >= 3) {
+        const [forged, , hashed] = page.events;
+        forged.manifest.body = forged.manifest.body.replace(/"kind":"\w+"/, '"kind":"person","x":1');
+        const swapped = await Promise.race([foreignSeen, new Promise((r) => setTimeout(() => r(null), 5000))]);
+        if (swapped) page.events[1] = { ...swapped, camera_id: own.id };
+        tampered.add(forged.event_id).add(page.events[1].event_id).add(hashed.event_id);
+        await alice.route(`**/events/${hashed.event_id}/thumb`, async (thumb) => {
+          const body = await (await thumb.fetch()).body();
+          body[body.length - 1] ^= 1;
+          await thumb.fulfill({ body, contentType: "application/octet-stream" });
+        });
+      }
+      await route.fulfill({ response, json: page });
+    });
+    await alice.click("#tab-events");
+    await verifiedEvents(alice, 2);
+    await alice.waitForFunction((n) => document.querySelectorAll("#event-list article.card.bad").length >= n, 3);
+    const bad = await alice.$$eval("#event-list article.card.bad", (cards) => cards.map((c) => ({ id: c.dataset.eventId, imgs: c.querySelectorAll("img").length, text: c.textContent })));
+    check(bad.length === 3 && bad.every((c) => tampered.has(c.id)), `exactly the tampered events are error cards (${JSON.stringify(bad)})`);
+    check(bad.every((c) => c.imgs === 0 && c.text.includes("cannot be shown")), "error cards carry no image and say why");
+    await shoot(alice, "error-cards");
+    await alice.unrouteAll({ behavior: "wait" });
+  });
+
+  await test("step-up before video, when the account asks for it", async () => {
+    await alice.click("#tab-account");
+    await alice.check("#require-step-up");
+    await alice.waitForFunction(() => document.getElementById("live").textContent.includes("only after"));
+    await alice.click("#tab-events");
+    await alice.click("#event-list article.card.verified button.play");
+    await alice.waitForSelector("#stepup-form");
+    await shoot(alice, "step-up");
+    await alice.fill("#stepup-password", PASSWORD);
+    await alice.click("#stepup-submit");
+    await alice.waitForFunction(() => document.querySelector("#player-video")?.readyState >= 2);
+    await alice.click("#player-close");
+    await alice.click("#tab-account");
+    await alice.uncheck("#require-step-up");
   });
 
   await test("log out everywhere ends the session", async () => {
