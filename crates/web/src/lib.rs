@@ -16,44 +16,37 @@ use axum::Router;
 /// plugins, no framing; `blob:` images and media are the decrypted thumbnails and clips.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob:; media-src 'self' blob:; connect-src 'self'; font-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// One embedded file and the type it is served as.
-struct Asset {
-    path: &'static str,
-    content_type: &'static str,
-    body: &'static [u8],
-}
+/// One embedded file: its path, the type it is served as, and its bytes.
+type Asset = (&'static str, &'static str, &'static [u8]);
 
 /// The whole app: the page, its bundled script, its stylesheet and its icon.
 const ASSETS: [Asset; 4] = [
-    Asset {
-        path: "/",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../assets/index.html"),
-    },
-    Asset {
-        path: "/app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/app.js"),
-    },
-    Asset {
-        path: "/app.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../assets/app.css"),
-    },
-    Asset {
-        path: "/favicon.svg",
-        content_type: "image/svg+xml",
-        body: include_bytes!("../assets/favicon.svg"),
-    },
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_bytes!("../assets/index.html"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/app.js"),
+    ),
+    (
+        "/app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../assets/app.css"),
+    ),
+    (
+        "/favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../assets/favicon.svg"),
+    ),
 ];
 
-fn respond(asset: &'static Asset) -> Response {
+fn respond(content_type: &'static str, body: &'static [u8]) -> Response {
     (
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(asset.content_type),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -68,7 +61,7 @@ fn respond(asset: &'static Asset) -> Response {
                 HeaderValue::from_static("same-origin"),
             ),
         ],
-        asset.body,
+        body,
     )
         .into_response()
 }
@@ -76,7 +69,12 @@ fn respond(asset: &'static Asset) -> Response {
 /// The routes serving the app, for any router state. They sit outside `/v1`, so the
 /// API and its OpenAPI document are unchanged.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    ASSETS.iter().fold(Router::new(), |router, asset| {
-        router.route(asset.path, get(move || async move { respond(asset) }))
-    })
+    ASSETS
+        .into_iter()
+        .fold(Router::new(), |router, (path, content_type, body)| {
+            router.route(
+                path,
+                get(move || async move { respond(content_type, body) }),
+            )
+        })
 }
