@@ -186,6 +186,11 @@ function show(tab) {
   });
 }
 
+/** Shows `tab` again after a change, unless the user has moved on to another tab. */
+function rerender(tab) {
+  if (app.session && app.tab === tab) show(tab);
+}
+
 async function refreshCameras() {
   app.cameras = await client.cameras(app.session);
 }
@@ -296,7 +301,6 @@ async function eventsView(section) {
 
   const days = new Map();
   let feed = null;
-  let loading = false;
 
   const selected = () => app.cameras.filter((v) => !cameraSelect.value || v.info.camera_id === cameraSelect.value);
 
@@ -313,23 +317,38 @@ async function eventsView(section) {
   }
 
   async function loadMore() {
-    if (loading || !feed || feed.exhausted) return;
-    loading = true;
-    more.disabled = true;
-    try {
-      const items = await feed.next(24);
-      for (const { view, info } of items) daySection(info.started_at, false).append(eventCard(session, view, info));
-    } catch (e) {
-      list.append(h("p", { class: "error", role: "alert" }, errorText(e)));
-    } finally {
-      loading = false;
-      more.disabled = false;
-      more.hidden = feed.exhausted;
-      end.hidden = !feed.exhausted;
+    const current = feed;
+    if (!current || current.busy) return;
+    if (current.exhausted) {
+      list.setAttribute("aria-busy", "false");
+      more.hidden = true;
+      end.hidden = false;
+      return;
     }
+    current.busy = true;
+    more.disabled = true;
+    list.setAttribute("aria-busy", "true");
+    let loaded = false;
+    try {
+      const items = await current.next(24);
+      if (current === feed) for (const { view, info } of items) daySection(info.started_at, false).append(eventCard(session, view, info));
+      loaded = true;
+    } catch (e) {
+      if (current === feed) list.append(h("p", { class: "error", role: "alert" }, errorText(e)));
+    } finally {
+      current.busy = false;
+    }
+    if (current !== feed) return;
+    list.setAttribute("aria-busy", "false");
+    more.disabled = false;
+    more.hidden = current.exhausted;
+    end.hidden = !current.exhausted;
+    // The observer only reports changes: keep filling while the button is still in view.
+    if (loaded && !current.exhausted && more.getBoundingClientRect().top < window.innerHeight) setTimeout(loadMore, 0);
   }
 
   async function reload() {
+    list.setAttribute("aria-busy", "true");
     await refreshCameras();
     const keep = cameraSelect.value;
     fill(cameraSelect, h("option", { value: "" }, "All cameras"), app.cameras.map((v) => h("option", { value: v.info.camera_id }, cameraName(v))));
@@ -621,7 +640,7 @@ function showClaim(area) {
       }
       app.paired = pending.name;
       announce(`Paired ${pending.name}`);
-      show("cameras");
+      rerender("cameras");
     } catch (e) {
       state.textContent = errorText(e);
       if (!(e instanceof ApiError) || e.code === "network" || e.code === "overloaded") setTimeout(tick, 2000);
@@ -650,7 +669,7 @@ function cameraCard(session, view) {
             busy(save, async () => {
               try {
                 await client.rename(session, view, input.value);
-                show("cameras");
+                rerender("cameras");
               } catch (e) {
                 note.textContent = errorText(e);
               }
@@ -675,7 +694,7 @@ function cameraCard(session, view) {
             busy(yes, async () => {
               try {
                 await session.api.del(`/v1/cameras/${info.camera_id}`);
-                show("cameras");
+                rerender("cameras");
               } catch (e) {
                 extra.append(h("p", { class: "error", role: "alert" }, errorText(e)));
               }
@@ -748,7 +767,7 @@ async function sharingView(section) {
               try {
                 await client.acceptInvitation(session, inv);
                 await refreshCameras();
-                show("sharing");
+                rerender("sharing");
               } catch (e) {
                 note.textContent = errorText(e);
               }
@@ -933,7 +952,7 @@ async function accountView(section) {
                     type: "button",
                     onclick: async () => {
                       await session.api.del(`/v1/sessions/${s.session_id}`).catch(() => {});
-                      show("account");
+                      rerender("account");
                     },
                   }, "End");
               return h("tr", {}, h("td", {}, s.client), h("td", {}, s.ip), h("td", {}, fmtDateTime(s.created_at)), h("td", {}, fmtDateTime(s.last_seen_at)), h("td", {}, end));

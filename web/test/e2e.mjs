@@ -5,6 +5,7 @@
 //   node web/test/e2e.mjs [path/to/closedcircuit]
 
 import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -98,12 +99,14 @@ const browser = await chromium.launch({
 });
 
 const problems = [];
+const openPages = new Map();
 
 /** A fresh browser context (its own storage) with guards against dialogs and outside requests. */
 async function newPage(label, viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
+  openPages.set(label, page);
   page.on("dialog", async (d) => {
     problems.push(`${label}: a dialog opened: ${d.message()}`);
     await d.dismiss();
@@ -160,10 +163,22 @@ async function verifiedEvents(page, n) {
   }
 }
 
+/** The current RFC 6238 code (SHA-1, 30 s, 6 digits) of a base32 secret. */
+function totp(secret) {
+  let bits = "";
+  for (const ch of secret) bits += "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".indexOf(ch).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const at = mac[mac.length - 1] & 15;
+  return String((mac.readUInt32BE(at) & 0x7fffffff) % 1e6).padStart(6, "0");
+}
+
 /** Clicks Refresh on the Events tab and waits until the list has been rebuilt. */
 async function refreshEvents(page) {
   await page.click("#events-refresh");
-  await page.waitForSelector("#events-refresh:not([disabled])");
+  await page.waitForSelector("#event-list[aria-busy='false']", { state: "attached" });
 }
 
 async function cameraIdsOnPage(page) {
@@ -319,6 +334,27 @@ try {
     await carol.context().close();
   });
 
+  await test("two-factor login asks for the authenticator's code", async () => {
+    await cli(["account", "signup", "--email", "frank@example.org", "--password-stdin"], { profile: "frank", input: PASSWORD });
+    const shown = await cli(["account", "2fa", "enable"], { profile: "frank" }).catch((e) => e.message);
+    const secret = /Secret: ([A-Z2-7]+)/.exec(shown)?.[1];
+    check(secret, "the CLI shows a TOTP secret");
+    const enabledWith = totp(secret);
+    await cli(["account", "2fa", "enable", "--code", enabledWith], { profile: "frank" });
+    const page = await newPage("frank");
+    await page.fill("#login-email", "frank@example.org");
+    await page.fill("#login-password", PASSWORD);
+    await page.click("#login-submit");
+    await page.waitForSelector("#login-totp");
+    check((await page.textContent("#auth-status")).includes("authenticator"), "the page asks for the code");
+    await shoot(page, "two-factor");
+    while (totp(secret) === enabledWith) await page.waitForTimeout(1000);
+    await page.fill("#login-totp", totp(secret));
+    await page.click("#login-submit");
+    await page.waitForSelector("#tab-events");
+    await page.context().close();
+  });
+
   await test("two households never see each other's items, also across a server restart", async () => {
     const homes = [];
     for (const who of ["dora", "erin"]) {
@@ -379,6 +415,7 @@ try {
     await alice.waitForSelector(".invitation");
     check((await alice.textContent(".invitation")).includes(evilEmail.toLowerCase()), "the inviter's email shows as text");
     await alice.click(".invitation button.accept");
+    await alice.waitForSelector("li:has-text('(viewer)')");
     await alice.click("#tab-cameras");
     await alice.click("#camera-list article:has-text('Front door') button.rename");
     await alice.fill(".rename-form input", "<img src=x onerror=alert(4)>");
@@ -447,6 +484,28 @@ try {
     await alice.uncheck("#require-step-up");
   });
 
+  await test("older events load as you scroll; filters by camera and kind", async () => {
+    await agent(null, "front-door", 30, 0.05).done;
+    await alice.click("#tab-cameras");
+    await alice.waitForSelector("#camera-list article:has-text('You own')");
+    const own = await alice.$eval("#camera-list article:has-text('You own')", (a) => a.dataset.cameraId);
+    await alice.click("#tab-events");
+    await alice.evaluate(() => window.scrollTo(0, 0));
+    await alice.selectOption("#filter-camera", own);
+    await alice.waitForSelector("#event-list[aria-busy='false']", { state: "attached" });
+    check((await alice.$$("#event-list article.card")).length === 24, "one page at first");
+    await alice.locator("#events-more").scrollIntoViewIfNeeded();
+    await alice.waitForSelector("#events-end:not([hidden])");
+    const all = await alice.$$eval("#event-list article.card", (cards) => cards.map((c) => c.dataset.cameraId));
+    check(all.length === 33 && all.every((id) => id === own), `all 33 events of the camera, after scrolling (${all.length})`);
+    await alice.selectOption("#filter-kind", "person");
+    await alice.waitForSelector("#event-list[aria-busy='false']", { state: "attached" });
+    const kinds = await alice.$$eval("#event-list article.card > span.meta:nth-of-type(1)", (metas) => metas.map((m) => m.textContent.split(" ")[0]));
+    check(kinds.length > 0 && kinds.length < 33 && kinds.every((k) => k === "person"), `only person events (${kinds})`);
+    await alice.selectOption("#filter-kind", "");
+    await alice.selectOption("#filter-camera", "");
+  });
+
   await test("log out everywhere ends the session", async () => {
     await alice.click("#tab-account");
     await alice.click("#logout-everywhere");
@@ -462,6 +521,9 @@ try {
 } catch (e) {
   console.error(e);
   if (problems.length) console.error(problems.join("\n"));
+  for (const [label, page] of openPages) {
+    if (!page.isClosed()) await page.screenshot({ path: path.join(ARTIFACTS, `failure-${label}.png`) }).catch(() => {});
+  }
   process.exitCode = 1;
 } finally {
   await browser.close();
