@@ -302,6 +302,7 @@ async function eventsView(section) {
   const days = new Map();
   let feed = null;
 
+  const shown = (info) => list.querySelector(`[data-camera-id="${CSS.escape(info.camera_id)}"][data-event-id="${CSS.escape(info.event_id)}"]`);
   const selected = () => app.cameras.filter((v) => !cameraSelect.value || v.info.camera_id === cameraSelect.value);
 
   function daySection(t, atTop) {
@@ -331,7 +332,9 @@ async function eventsView(section) {
     let loaded = false;
     try {
       const items = await current.next(24);
-      if (current === feed) for (const { view, info } of items) daySection(info.started_at, false).append(eventCard(session, view, info));
+      for (const { view, info } of current === feed ? items : []) {
+        if (!shown(info)) daySection(info.started_at, false).append(eventCard(session, view, info));
+      }
       loaded = true;
     } catch (e) {
       if (current === feed) list.append(h("p", { class: "error", role: "alert" }, errorText(e)));
@@ -373,7 +376,7 @@ async function eventsView(section) {
   app.onLive = (info) => {
     const view = cameraById(info.camera_id);
     if (!view || (cameraSelect.value && cameraSelect.value !== info.camera_id) || (kindSelect.value && kindSelect.value !== info.kind)) return;
-    if (list.querySelector(`[data-event-id="${CSS.escape(info.event_id)}"]`)) return;
+    if (shown(info)) return;
     document.getElementById("no-cameras")?.remove();
     const card = eventCard(session, view, info);
     card.classList.add("new");
