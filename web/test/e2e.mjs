@@ -355,7 +355,7 @@ try {
     await page.context().close();
   });
 
-  await test("two households never see each other's items, also across a server restart", async () => {
+  await test("two households never see each other's items, also across a server restart; removing a camera", async () => {
     const homes = [];
     for (const who of ["dora", "erin"]) {
       const page = await newPage(who);
@@ -389,6 +389,15 @@ try {
       check((await cameraIdsOnPage(home.page)).join() === home.cameraId, `${home.who} sees only their camera after a refresh`);
     }
     check(disjoint(), "still different events");
+
+    const [gone] = homes;
+    await gone.page.click("#tab-cameras");
+    await gone.page.click("#camera-list article button.remove");
+    await gone.page.click("#remove-confirm");
+    await gone.page.waitForSelector("text=No cameras yet.");
+    await gone.page.click("#tab-events");
+    await gone.page.waitForSelector("#no-cameras");
+    check((await homes[1].page.$$("#camera-list article, #event-list article")).length > 0, "the other household keeps theirs");
     for (const home of homes) await home.page.context().close();
   });
 
