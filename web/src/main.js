@@ -350,9 +350,12 @@ async function eventsView(section) {
     if (loaded && !current.exhausted && more.getBoundingClientRect().top < window.innerHeight) setTimeout(loadMore, 0);
   }
 
+  let generation = 0;
   async function reload() {
+    const mine = ++generation;
     list.setAttribute("aria-busy", "true");
     await refreshCameras();
+    if (mine !== generation) return; // a newer reload (another filter) has started
     const keep = cameraSelect.value;
     fill(cameraSelect, h("option", { value: "" }, "All cameras"), app.cameras.map((v) => h("option", { value: v.info.camera_id }, cameraName(v))));
     cameraSelect.value = app.cameras.some((v) => v.info.camera_id === keep) ? keep : "";
@@ -844,7 +847,7 @@ function shareBlock(session, view) {
       }
     }),
   );
-  const block = h("section", { class: "panel share-block", dataset: { cameraId: camera } }, h("h3", {}, cameraName(view)), h("p", { class: "muted" }, REVOKE_MEANS), members, form);
+  const block = h("section", { class: "panel share-block", dataset: { cameraId: camera } }, h("h3", {}, cameraName(view)), members, form);
   renderMembers(session, view, members);
   return block;
 }
@@ -867,6 +870,9 @@ async function renderMembers(session, view, area) {
                 "tbody",
                 {},
                 shares.map((s) => {
+                  if (s.user.user_id === session.userId) {
+                    return h("tr", { class: "member" }, h("td", {}, s.user.email, " (you)"), h("td", {}, s.role), h("td", {}, s.status), h("td", {}), h("td", {}));
+                  }
                   const revoke = h("button", { type: "button", class: "danger revoke" }, "Revoke");
                   revoke.addEventListener(
                     "click",
