@@ -104,33 +104,57 @@ fn scale(i: usize, n: usize) -> u8 {
     u8::try_from(i * 255 / n.max(1)).unwrap_or(u8::MAX)
 }
 
-/// Size of a synthetic clip when no real video can be made.
-const RAW_CLIP_BYTES: usize = 128 * 1024;
+/// The synthetic clip: a real two-second test-pattern WebM (VP8, 320×180), so browsers
+/// and players can decode what a simulated camera sends without any encoder installed.
+const SYNTHETIC_WEBM: &[u8] = include_bytes!("../assets/synthetic-clip.webm");
 
-/// A synthetic clip without a video encoder: the marker, then bytes that vary per event,
-/// then the marker again.
-fn raw_clip(event: EventId, marker: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(RAW_CLIP_BYTES + 2 * marker.len() + 64);
-    out.extend_from_slice(b"Closed Circuit synthetic clip\n");
-    out.extend_from_slice(marker);
-    out.push(b'\n');
-    let mut state = event.uuid().as_u128() as u64 | 1;
-    while out.len() < RAW_CLIP_BYTES {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
+/// The EBML IDs of a Matroska file's header, its Segment and a Void element.
+const EBML_HEADER: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
+const SEGMENT: [u8; 4] = [0x18, 0x53, 0x80, 0x67];
+const VOID: u8 = 0xEC;
+
+/// Reads an EBML variable-length size: (its length in bytes, its value).
+fn ebml_size(bytes: &[u8]) -> Option<(usize, u64)> {
+    let first = *bytes.first()?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 8 {
+        return None;
     }
-    out.extend_from_slice(marker);
-    out
+    let mut value = u64::from(first) & (0xFF >> len);
+    for b in bytes.get(1..len)? {
+        value = (value << 8) | u64::from(*b);
+    }
+    Some((len, value))
 }
 
-/// Appends an MP4 `free` box holding the marker; players skip `free` boxes.
-fn with_free_box(mut mp4: Vec<u8>, marker: &[u8]) -> Vec<u8> {
-    mp4.extend_from_slice(&u32_le(8 + marker.len()));
-    mp4.extend_from_slice(b"free");
-    mp4.extend_from_slice(marker);
-    mp4
+/// Where the 8-byte size of the Segment sits, when the Segment runs to the end of the file.
+fn segment_size_field(webm: &[u8]) -> Option<usize> {
+    if webm.get(..4)? != EBML_HEADER {
+        return None;
+    }
+    let (len, size) = ebml_size(webm.get(4..)?)?;
+    let segment = 4 + len + usize::try_from(size).ok()?;
+    let field = segment + 4;
+    let (len, size) = ebml_size(webm.get(field..)?)?;
+    let runs_to_end = usize::try_from(size).is_ok_and(|s| field + len + s == webm.len());
+    (webm.get(segment..field)? == SEGMENT && len == 8 && runs_to_end).then_some(field)
+}
+
+/// Appends a Void element holding the marker inside the WebM's Segment (its size grows
+/// to match), so the file stays valid Matroska and players skip the marker.
+fn with_void_element(webm: &[u8], marker: &[u8]) -> Vec<u8> {
+    let mut void = vec![VOID, 0x01, 0, 0, 0, 0, 0, 0, 0];
+    void[3..].copy_from_slice(&(marker.len() as u64).to_be_bytes()[2..]);
+    void.extend_from_slice(marker);
+    let mut out = webm.to_vec();
+    if let Some(field) = segment_size_field(webm) {
+        if let Some((_, size)) = ebml_size(&webm[field..]) {
+            let grown = (size + void.len() as u64).to_be_bytes();
+            out[field + 1..field + 8].copy_from_slice(&grown[1..]);
+        }
+    }
+    out.extend_from_slice(&void);
+    out
 }
 
 /// Whether `ffmpeg` can be run.
@@ -166,29 +190,6 @@ async fn ffmpeg(args: &[&str]) -> Result<Vec<u8>, ClientError> {
         return Err(failed(stderr.trim().chars().take(300).collect()));
     }
     Ok(output.stdout)
-}
-
-/// A 2-second test-pattern MP4 with the marker in its comment, made once per run.
-async fn ffmpeg_test_clip() -> Result<Vec<u8>, ClientError> {
-    let comment = format!("comment={SYNTHETIC_MARKER}");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=duration=2:size=640x360:rate=25",
-        "-c:v",
-        "mpeg4",
-        "-q:v",
-        "2",
-        "-metadata",
-        &comment,
-        "-movflags",
-        "frag_keyframe+empty_moov",
-        "-f",
-        "mp4",
-        "pipe:1",
-    ])
-    .await
 }
 
 /// The first frame of a video, as JPEG.
@@ -237,8 +238,8 @@ struct SourceFile {
 pub struct Source(SourceKind);
 
 enum SourceKind {
-    /// Generated media with the marker; `video` is a real MP4 when ffmpeg is available.
-    Synthetic { video: Option<Vec<u8>>, count: u8 },
+    /// Generated images and the sample clip, each carrying the event's marker.
+    Synthetic { count: u8 },
     /// Image and video files, used in turn.
     Files {
         files: Vec<SourceFile>,
@@ -248,20 +249,9 @@ enum SourceKind {
 }
 
 impl Source {
-    /// The synthetic source; renders a real test clip once if ffmpeg is on PATH.
-    pub async fn synthetic() -> Self {
-        let video = if ffmpeg_available().await {
-            match ffmpeg_test_clip().await {
-                Ok(clip) => Some(clip),
-                Err(e) => {
-                    tracing::warn!("using raw synthetic clips: {e}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        Source(SourceKind::Synthetic { video, count: 0 })
+    /// The synthetic source: generated thumbnails and the embedded sample clip.
+    pub fn synthetic() -> Self {
+        Source(SourceKind::Synthetic { count: 0 })
     }
 
     /// A source cycling through `paths`, which are checked now rather than mid-run.
@@ -303,14 +293,11 @@ impl Source {
     /// The media of the next event.
     pub async fn next(&mut self, event: EventId) -> Result<Media, ClientError> {
         match &mut self.0 {
-            SourceKind::Synthetic { video, count } => {
+            SourceKind::Synthetic { count } => {
                 *count = count.wrapping_add(23);
                 let marker = synthetic_marker(event);
                 let thumb = synthetic_bmp(64, 36, *count, marker.as_bytes());
-                let clip = match video {
-                    Some(mp4) => with_free_box(mp4.clone(), marker.as_bytes()),
-                    None => raw_clip(event, marker.as_bytes()),
-                };
+                let clip = with_void_element(SYNTHETIC_WEBM, marker.as_bytes());
                 Ok(Media {
                     thumb,
                     clip,
@@ -396,24 +383,23 @@ mod tests {
 
     #[tokio::test]
     async fn synthetic_media_carries_the_event_marker() -> Result<(), ClientError> {
-        let mut source = Source(SourceKind::Synthetic {
-            video: None,
-            count: 0,
-        });
+        let mut source = Source::synthetic();
         let event = EventId::new_v7();
         let media = source.next(event).await?;
         let marker = synthetic_marker(event);
         assert!(contains(&media.thumb, marker.as_bytes()));
         assert!(contains(&media.clip, marker.as_bytes()));
-        assert!((64 * 1024..=256 * 1024).contains(&media.clip.len()));
-
-        let mut video = Source(SourceKind::Synthetic {
-            video: Some(b"\0\0\0\x18ftypisom\0\0\0\0isomiso2".to_vec()),
-            count: 0,
-        });
-        let clip = video.next(event).await?.clip;
-        assert_eq!(sniff_extension(&clip), "mp4");
-        assert!(contains(&clip, marker.as_bytes()));
+        assert_eq!(sniff_extension(&media.clip), "webm");
+        let field = segment_size_field(SYNTHETIC_WEBM);
+        assert!(
+            field.is_some(),
+            "the sample's Segment runs to the end of the file"
+        );
+        assert_eq!(
+            segment_size_field(&media.clip),
+            field,
+            "the marker sits inside the Segment, whose size grew to hold it"
+        );
         Ok(())
     }
 

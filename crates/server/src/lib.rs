@@ -144,6 +144,8 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(api.as_ref().clone()) }
             }),
         )
+        // The web app, outside `/v1` and the OpenAPI document.
+        .merge(cc_web::routes())
         .fallback(|| async {
             error::problem(StatusCode::NOT_FOUND, "not_found", "Not found", None)
         })

@@ -127,7 +127,7 @@ async fn record(global: &Global, args: &Args, interval: Duration) -> anyhow::Res
 
 async fn source(args: &[String]) -> anyhow::Result<Source> {
     match args {
-        [only] if only == "synthetic" => Ok(Source::synthetic().await),
+        [only] if only == "synthetic" => Ok(Source::synthetic()),
         files if files.iter().any(|f| f == "synthetic") => {
             bail!("--source takes either `synthetic` or a list of files, not both")
         }

@@ -1,0 +1,142 @@
+// The HTTP API (`/v1`), same origin only. Errors are RFC 9457 problem JSON; their stable
+// `code` is what the app reacts to (second_factor_required, step_up_required, ...).
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `request failed (${status})`);
+    this.status = status;
+    this.code = problem?.code || "http_error";
+  }
+}
+
+export class Api {
+  constructor() {
+    this.token = null;
+  }
+
+  headers(extra = {}) {
+    const h = { ...extra };
+    if (this.token) h.Authorization = `Bearer ${this.token}`;
+    return h;
+  }
+
+  async send(method, path, { body, query, raw } = {}) {
+    let url = path;
+    if (query) {
+      const params = new URLSearchParams();
+      for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== "") params.set(k, v);
+      const qs = params.toString();
+      if (qs) url += `?${qs}`;
+    }
+    const init = { method, headers: this.headers(body !== undefined ? { "Content-Type": "application/json" } : {}), cache: "no-store" };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    let response;
+    try {
+      response = await fetch(url, init);
+    } catch {
+      throw new ApiError(0, { code: "network", title: "The server cannot be reached" });
+    }
+    if (!response.ok) {
+      let problem = null;
+      try {
+        problem = await response.json();
+      } catch {
+        problem = null;
+      }
+      throw new ApiError(response.status, problem);
+    }
+    if (raw) return new Uint8Array(await response.arrayBuffer());
+    if (response.status === 204) return null;
+    const type = response.headers.get("content-type") || "";
+    return type.includes("json") ? response.json() : null;
+  }
+
+  get = (path, query) => this.send("GET", path, { query });
+  post = (path, body) => this.send("POST", path, { body: body ?? {} });
+  put = (path, body) => this.send("PUT", path, { body });
+  patch = (path, body) => this.send("PATCH", path, { body });
+  del = (path) => this.send("DELETE", path);
+  bytes = (path) => this.send("GET", path, { raw: true });
+
+  /**
+   * Follows `/v1/events/stream` (Server-Sent Events) with the bearer token, which
+   * EventSource cannot send. Calls `onEvent(info)` per event; reconnects with backoff
+   * until `stop()` is called. `onState(text)` reports the connection.
+   */
+  follow(onEvent, onState) {
+    let stopped = false;
+    let controller = null;
+    let delay = 500;
+    const run = async () => {
+      while (!stopped) {
+        controller = new AbortController();
+        try {
+          const response = await fetch("/v1/events/stream", { headers: this.headers(), signal: controller.signal, cache: "no-store" });
+          if (response.status === 401) {
+            onState("ended");
+            return;
+          }
+          if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
+          onState("live");
+          delay = 500;
+          await readSse(response.body, (event, data) => {
+            if (event === "event") {
+              try {
+                onEvent(JSON.parse(data));
+              } catch {
+                onState("malformed");
+              }
+            } else if (event === "lagged") {
+              onState("lagged");
+            }
+          });
+        } catch {
+          if (stopped) return;
+        }
+        if (stopped) return;
+        onState("reconnecting");
+        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+        delay = Math.min(delay * 2, 30000);
+      }
+    };
+    run();
+    return {
+      stop() {
+        stopped = true;
+        controller?.abort();
+      },
+    };
+  }
+}
+
+/** Reads an SSE body, calling `dispatch(event, data)` per message (the standard's rules). */
+async function readSse(body, dispatch) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let event = "";
+  let data = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    if (buffer.length > 1 << 20) throw new Error("stream line too long");
+    let at;
+    while ((at = buffer.search(/\r\n|\r|\n/)) >= 0) {
+      if (buffer[at] === "\r" && at === buffer.length - 1) break;
+      const line = buffer.slice(0, at);
+      buffer = buffer.slice(at + (buffer.startsWith("\r\n", at) ? 2 : 1));
+      if (line === "") {
+        if (data.length) dispatch(event || "message", data.join("\n"));
+        event = "";
+        data = [];
+      } else if (!line.startsWith(":")) {
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let val = colon < 0 ? "" : line.slice(colon + 1);
+        if (val.startsWith(" ")) val = val.slice(1);
+        if (field === "event") event = val;
+        else if (field === "data") data.push(val);
+      }
+    }
+  }
+}
