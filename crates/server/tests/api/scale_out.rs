@@ -387,3 +387,90 @@ async fn a_node_starts_and_serves_with_nats_and_redis_down() -> TestResult {
     read_until(&mut stream, &upload.path_event.to_string()).await?;
     Ok(())
 }
+
+/// A Redis of this test's own, so stopping it mid-run disturbs no other test.
+struct OwnRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start() -> TestResult<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err("redis-server did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self { child, port })
+    }
+
+    fn stop(&mut self) -> TestResult {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn redis_stopped_mid_run_leaves_every_decision_right() -> TestResult {
+    let mut redis = OwnRedis::start()?;
+    let services = Services {
+        redis: Some(format!("redis://127.0.0.1:{}", redis.port)),
+        namespace: fresh_namespace(),
+        ..Services::default()
+    };
+    let nodes = start_nodes(2, services).await?;
+    let owner = nodes[0].signup("stop-owner@example.com", "pw").await?;
+    let friend = nodes[0].signup("stop-friend@example.com", "pw").await?;
+    let stranger = nodes[1].signup("stop-stranger@example.com", "pw").await?;
+    let camera = nodes[0].pair(&owner, "Porch").await?;
+    nodes[0].share(&owner, &camera, &friend, "viewer").await?;
+    let route = format!("/v1/cameras/{}/events", camera.camera_id);
+    // Warm every cache tier while Redis is up.
+    assert_eq!(
+        statuses(&nodes, &route, &friend.token).await?,
+        [StatusCode::OK; 2]
+    );
+    assert_eq!(
+        statuses(&nodes, &route, &stranger.token).await?,
+        [StatusCode::NOT_FOUND; 2]
+    );
+
+    redis.stop()?;
+    assert_eq!(
+        statuses(&nodes, &route, &friend.token).await?,
+        [StatusCode::OK; 2]
+    );
+    assert_eq!(
+        statuses(&nodes, &route, &stranger.token).await?,
+        [StatusCode::NOT_FOUND; 2]
+    );
+    // A revocation made while Redis is gone holds on both nodes at once.
+    unshare(&nodes[1], &owner, &camera, "stop-friend@example.com").await?;
+    assert_eq!(
+        statuses(&nodes, &route, &friend.token).await?,
+        [StatusCode::NOT_FOUND; 2]
+    );
+    assert_eq!(
+        statuses(&nodes, &route, &owner.token).await?,
+        [StatusCode::OK; 2]
+    );
+    Ok(())
+}
