@@ -39,10 +39,12 @@ fn count(counters: &Counters, reply: &Reply) {
     }
 }
 
-/// Repeats `attempt` until the server accepts it: transport errors, 5xx and 429 back
-/// off with full jitter (at least the server's `Retry-After`); other refusals are final.
+/// Repeats `attempt` until the server accepts it: transport errors (after which `http`
+/// moves to another node), 5xx and 429 back off with full jitter (at least the server's
+/// `Retry-After`); other refusals are final.
 async fn until_accepted<F, Fut>(
     what: &str,
+    http: &Http,
     counters: &Counters,
     mut attempt: F,
 ) -> Result<Reply, StormError>
@@ -67,7 +69,10 @@ where
                 }
                 reply.retry_after
             }
-            Err(StormError::Http(_)) => None,
+            Err(StormError::Http(_)) => {
+                http.fail_over();
+                None
+            }
             Err(e) => return Err(e),
         };
         tokio::time::sleep(backoff(n, retry_after)).await;
@@ -82,7 +87,7 @@ pub async fn connect(
     counters: &Counters,
 ) -> Result<Duration, StormError> {
     let start = Instant::now();
-    until_accepted("connect", counters, || {
+    until_accepted("connect", http, counters, || {
         http.send::<()>(
             Method::POST,
             "/v1/device/connect",
@@ -172,7 +177,7 @@ pub async fn send(
     event: &Prepared,
     counters: &Counters,
 ) -> Result<(), StormError> {
-    until_accepted("upload", counters, || async {
+    until_accepted("upload", http, counters, || async {
         let form = reqwest::multipart::Form::new()
             .part(
                 "manifest",
@@ -185,7 +190,7 @@ pub async fn send(
             .part("clip", reqwest::multipart::Part::bytes(event.clip.clone()));
         let response = http
             .client
-            .put(format!("{}/v1/device/events/{}", http.base, event.event))
+            .put(format!("{}/v1/device/events/{}", http.base(), event.event))
             .bearer_auth(&camera.token)
             .multipart(form)
             .send()

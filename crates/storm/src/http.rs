@@ -1,6 +1,6 @@
 //! A thin JSON-over-HTTP client for simulated users and cameras.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
@@ -32,29 +32,72 @@ impl Reply {
     }
 }
 
+/// A client of one or more nodes behind one name. Each clone made with [`Http::pinned`]
+/// talks to one node and moves to the next when that node stops answering, as a client
+/// behind a load balancer would be moved.
 #[derive(Clone)]
 pub struct Http {
-    pub base: String,
+    nodes: Arc<[String]>,
+    current: Arc<AtomicUsize>,
     pub client: reqwest::Client,
     /// `503` answers that `send` waited out and retried.
     pub retried_503: Arc<AtomicU64>,
+    /// Times a client moved to another node because its own stopped answering.
+    pub failovers: Arc<AtomicU64>,
 }
 
 impl Http {
     pub fn new(base: &str) -> Result<Self, StormError> {
+        Self::with_nodes(&[base.to_owned()])
+    }
+
+    /// A client of several nodes; it starts on the first.
+    pub fn with_nodes(nodes: &[String]) -> Result<Self, StormError> {
+        if nodes.is_empty() {
+            return Err(StormError::Protocol("no server to talk to".into()));
+        }
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build()?;
         Ok(Self {
-            base: base.trim_end_matches('/').to_owned(),
+            nodes: nodes
+                .iter()
+                .map(|n| n.trim_end_matches('/').to_owned())
+                .collect(),
+            current: Arc::default(),
             client,
             retried_503: Arc::default(),
+            failovers: Arc::default(),
         })
     }
 
+    /// A client that starts on node `n` (modulo the number of nodes) and fails over on
+    /// its own, sharing the connection pool and counters.
+    pub fn pinned(&self, n: usize) -> Self {
+        Self {
+            current: Arc::new(AtomicUsize::new(n % self.nodes.len())),
+            ..self.clone()
+        }
+    }
+
+    /// The node this client talks to now.
+    pub fn base(&self) -> &str {
+        let n = self.current.load(Ordering::Relaxed) % self.nodes.len();
+        &self.nodes[n]
+    }
+
+    /// Moves to the next node after a transport error (a node that is down).
+    pub fn fail_over(&self) {
+        if self.nodes.len() > 1 {
+            self.current.fetch_add(1, Ordering::Relaxed);
+            self.failovers.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Sends a request; a `503` is waited out (full-jitter backoff, at least its
-    /// `Retry-After`) and retried, as every client of an overloaded service should.
+    /// `Retry-After`) and retried, as every client of an overloaded service should; a
+    /// node that does not answer at all is left for the next one.
     pub async fn send<B: Serialize>(
         &self,
         method: Method,
@@ -66,14 +109,24 @@ impl Http {
         loop {
             let mut request = self
                 .client
-                .request(method.clone(), format!("{}{path}", self.base));
+                .request(method.clone(), format!("{}{path}", self.base()));
             if let Some(t) = token {
                 request = request.bearer_auth(t);
             }
             if let Some(b) = body {
                 request = request.json(b);
             }
-            let reply = Self::reply(request.send().await?).await?;
+            let reply = match request.send().await {
+                Ok(response) => Self::reply(response).await?,
+                // The node went away: the next one answers the same question.
+                Err(e) if (e.is_connect() || e.is_request()) && attempt < MAX_RETRIES => {
+                    self.fail_over();
+                    tokio::time::sleep(crate::camera::backoff(attempt, None)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if reply.status != StatusCode::SERVICE_UNAVAILABLE || attempt >= MAX_RETRIES {
                 return Ok(reply);
             }

@@ -66,8 +66,9 @@ impl std::str::FromStr for Arrival {
 
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// A running server; `None` starts one on a temporary data directory.
-    pub server: Option<String>,
+    /// Running nodes behind one name; none: start one on a temporary data directory.
+    /// Cameras and viewers are spread over them and move on when theirs goes away.
+    pub servers: Vec<String>,
     pub households: usize,
     pub cameras_per: usize,
     pub viewers_per: usize,
@@ -96,6 +97,8 @@ pub struct Report {
     pub items_checked: u64,
     pub responses_503: u64,
     pub responses_5xx: u64,
+    /// Clients that moved to another node because theirs stopped answering.
+    pub failovers: u64,
     pub viewer_errors: Vec<String>,
     pub viewer_p50_ms_idle: f64,
     pub viewer_p99_ms_idle: f64,
@@ -133,6 +136,7 @@ impl Report {
             ("lost events (must be 0)", self.lost_events.to_string()),
             ("5xx other than 503", self.responses_5xx.to_string()),
             ("503 (told to retry)", self.responses_503.to_string()),
+            ("moved to another node", self.failovers.to_string()),
             (
                 "viewer p50 / p99 idle",
                 format!(
@@ -193,16 +197,15 @@ async fn own_server(lying_cache: bool, seed: u64) -> Result<OwnServer, StormErro
 /// Runs the storm and reports.
 pub async fn run(options: Options) -> Result<Report, StormError> {
     let begun = Instant::now();
-    let own = match &options.server {
-        Some(_) => None,
-        None => Some(own_server(options.lying_cache, options.seed).await?),
+    let own = match options.servers.is_empty() {
+        false => None,
+        true => Some(own_server(options.lying_cache, options.seed).await?),
     };
-    let url = options
-        .server
-        .clone()
-        .or_else(|| own.as_ref().map(|o| o.url.clone()))
-        .unwrap_or_default();
-    let http = Http::new(&url)?;
+    let nodes = match &own {
+        Some(own) => vec![own.url.clone()],
+        None => options.servers.clone(),
+    };
+    let http = Http::with_nodes(&nodes)?;
     let run_id = format!("{:x}", rand::random::<u32>());
     let counters = Arc::new(Counters::default());
 
@@ -239,7 +242,7 @@ pub async fn run(options: Options) -> Result<Report, StormError> {
     for household in &households {
         for _ in 0..options.viewers_per {
             viewers.push(tokio::spawn(viewer::watch(
-                http.clone(),
+                http.pinned(viewers.len()),
                 household.clone(),
                 counters.clone(),
                 idle.clone(),
@@ -287,7 +290,8 @@ pub async fn run(options: Options) -> Result<Report, StormError> {
                 }
             };
             index += 1;
-            let (http, household, counters) = (http.clone(), household.clone(), counters.clone());
+            let (http, household, counters) =
+                (http.pinned(index), household.clone(), counters.clone());
             let events = options.events_per;
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
@@ -360,12 +364,13 @@ pub async fn run(options: Options) -> Result<Report, StormError> {
         responses_503: Counters::get(&counters.unavailable)
             + http.retried_503.load(Ordering::Relaxed),
         responses_5xx: Counters::get(&counters.server_errors),
+        failovers: http.failovers.load(Ordering::Relaxed),
         viewer_errors,
         viewer_p50_ms_idle: idle_p50,
         viewer_p99_ms_idle: idle_p99,
         viewer_p50_ms_storm: storm_p50,
         viewer_p99_ms_storm: storm_p99,
         seconds_total: begun.elapsed().as_secs_f64(),
-        lying_cache: options.lying_cache && options.server.is_none(),
+        lying_cache: options.lying_cache && options.servers.is_empty(),
     })
 }

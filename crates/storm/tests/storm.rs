@@ -8,7 +8,7 @@ use cc_storm::{run, Arrival, Options};
 
 fn options(lying_cache: bool) -> Options {
     Options {
-        server: None,
+        servers: Vec::new(),
         households: 500,
         cameras_per: 4,
         viewers_per: 1,

@@ -12,10 +12,13 @@ Examples:
   closedcircuit storm                                   # 50 households x 4 cameras on a temporary server
   closedcircuit storm --households 500 --cameras-per 4 --lying-cache
   closedcircuit storm --server http://127.0.0.1:8080 --arrival ramp:30 --json
+  closedcircuit storm --server http://10.0.0.1:8080,http://10.0.0.2:8080,http://10.0.0.3:8080
 
-Without --server (or CLOSEDCIRCUIT_SERVER) it starts its own server on a temporary data
-directory. Simulated households use the smallest key-derivation cost clients accept, so
-setting up hundreds of them takes seconds. Exits non-zero on any leak, lost event or 5xx.";
+Without --server (or CLOSEDCIRCUIT_SERVER; several nodes separated by commas) it starts
+its own server on a temporary data directory. With several nodes, cameras and viewers
+are spread over them and move to the next one when theirs stops answering. Simulated
+households use the smallest key-derivation cost clients accept, so setting up hundreds
+of them takes seconds. Exits non-zero on any leak, lost event or 5xx.";
 
 /// Bring many cameras online at once and check that no viewer ever sees another
 /// household's data.
@@ -59,7 +62,14 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
         bail!("--lying-cache applies to the server the storm starts; drop --server");
     }
     let options = Options {
-        server: global.server.clone(),
+        servers: global
+            .server
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         households: args.households,
         cameras_per: args.cameras_per,
         viewers_per: args.viewers_per,
