@@ -2,6 +2,7 @@
 //! from there: the same user, the same camera, the same events, still verified.
 
 use std::process::Command;
+use std::time::Duration;
 
 use cc_store::testing::TempPostgres;
 
@@ -119,4 +120,98 @@ fn a_service_it_cannot_use_is_refused_at_start_with_what_it_expected() -> TestRe
         "{said}"
     );
     Ok(())
+}
+
+/// Three nodes on shared PostgreSQL, blobs, Redis and NATS; the storm spread over them;
+/// one node killed in the middle. Its cameras and viewers move to the others, and
+/// nothing leaks or goes missing.
+#[test]
+fn three_nodes_survive_losing_one_mid_storm() -> TestResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let db = runtime.block_on(TempPostgres::create())?;
+    let outcome = storm_over_three_nodes(&runtime, db.url());
+    runtime.block_on(db.drop_database())?;
+    outcome
+}
+
+fn storm_over_three_nodes(runtime: &tokio::runtime::Runtime, postgres: &str) -> TestResult {
+    let root = tempfile::tempdir()?;
+    let shared_blobs = root.path().join("shared-blobs");
+    std::fs::create_dir_all(&shared_blobs)?;
+    let blobs = format!("file://{}", shared_blobs.canonicalize()?.display());
+    let flags = [
+        "--metadata-url",
+        postgres,
+        "--blobs-url",
+        &blobs,
+        "--cache-url",
+        "redis://127.0.0.1:6379",
+        "--fanout-url",
+        "nats://127.0.0.1:4222",
+    ];
+    let mut nodes = Vec::new();
+    for n in 0..3 {
+        nodes.push(Server::start_with(
+            root.path(),
+            &root.path().join(format!("node-{n}")),
+            &flags,
+        )?);
+    }
+    let options = cc_storm::Options {
+        servers: nodes.iter().map(|n| n.url.clone()).collect(),
+        households: 150,
+        cameras_per: 2,
+        viewers_per: 1,
+        events_per: 3,
+        arrival: cc_storm::Arrival::Ramp(6.0),
+        duration: Duration::from_secs(10),
+        lying_cache: false,
+        seed: 3,
+        progress: false,
+    };
+    let storm = runtime.spawn(cc_storm::run(options));
+    // Once the storm is uploading, node B dies without a goodbye.
+    runtime.block_on(until_events_stored(postgres, 100))?;
+    nodes.remove(1).kill()?;
+    let report = runtime.block_on(storm)??;
+    println!("{}", report.table());
+    assert_eq!(report.leaks, 0, "{:?}", report.leak_details);
+    assert_eq!(report.lost_events, 0);
+    assert_eq!(report.connected, 300);
+    assert_eq!(report.events_acked, 900);
+    assert_eq!(report.responses_5xx, 0);
+    assert!(
+        report.viewer_errors.is_empty(),
+        "{:?}",
+        report.viewer_errors
+    );
+    assert!(
+        report.failovers > 0,
+        "nobody had to move off the killed node"
+    );
+    Ok(())
+}
+
+/// Waits until `count` events are committed in the shared database.
+async fn until_events_stored(postgres: &str, count: i64) -> TestResult {
+    use sqlx::{Connection, Row};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(postgres).await?;
+    let waited = std::time::Instant::now();
+    loop {
+        let stored: i64 = sqlx::query("SELECT COUNT(*) AS n FROM events")
+            .fetch_one(&mut conn)
+            .await?
+            .try_get("n")?;
+        if stored >= count {
+            return Ok(conn.close().await?);
+        }
+        if waited.elapsed() > Duration::from_secs(300) {
+            return Err(format!("only {stored} events stored after 5 minutes").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
