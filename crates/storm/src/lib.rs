@@ -9,6 +9,7 @@ mod camera;
 pub mod download;
 mod household;
 mod http;
+pub mod reconnect;
 mod stats;
 mod viewer;
 

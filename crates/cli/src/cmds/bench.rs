@@ -8,6 +8,7 @@ Examples:
   cargo run --release -- bench ingest
   closedcircuit bench ingest --events 400 --cameras 32 --json
   cargo run --release -- bench download
+  cargo run --release -- bench reconnect --cameras 15000
 
 Run release builds: a debug build measures the compiler, not the design.";
 
@@ -47,6 +48,24 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Cameras reconnecting at once to a server in its own process, then holding their streams idle
+    Reconnect {
+        /// Cameras (simulated in this process, so never more than its open-file limit allows)
+        #[arg(long, default_value_t = 15_000)]
+        cameras: usize,
+        /// Viewers timing requests before and during the storm
+        #[arg(long, default_value_t = 20)]
+        viewers: usize,
+        /// Running nodes (comma-separated) instead of a server this command starts
+        #[arg(long, value_delimiter = ',')]
+        server: Vec<String>,
+        /// The handshake rate the nodes admit (the default server's), for the ideal
+        #[arg(long, default_value_t = cc_server::Limits::default().handshakes_per_second)]
+        handshakes_per_second: u32,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -66,6 +85,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             json,
         } => {
             let report = cc_storm::download::download(clips, requests, concurrency).await?;
+            print_report(&report, json, &report.table())?;
+        }
+        BenchCommand::Reconnect {
+            cameras,
+            viewers,
+            server,
+            handshakes_per_second,
+            json,
+        } => {
+            let options = cc_storm::reconnect::ReconnectOptions {
+                cameras,
+                viewers,
+                servers: server,
+                exe: std::env::current_exe()?,
+                handshakes_per_second,
+            };
+            let report = cc_storm::reconnect::reconnect(options).await?;
             print_report(&report, json, &report.table())?;
         }
     }

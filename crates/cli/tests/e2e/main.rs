@@ -286,3 +286,30 @@ fn a_server_that_serves_another_cameras_event_is_caught() -> TestResult {
     ])?;
     Ok(())
 }
+
+/// The reconnect benchmark's mechanics at a small scale: a server in its own process,
+/// every camera connected and holding its stream. No figure is judged here.
+#[test]
+fn the_reconnect_bench_connects_every_camera_to_a_separate_server() -> TestResult {
+    let out = std::process::Command::new(bin())
+        .args([
+            "bench",
+            "reconnect",
+            "--cameras",
+            "150",
+            "--viewers",
+            "2",
+            "--json",
+        ])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["connected"], 150);
+    assert_eq!(report["streams_open"], 150);
+    assert!(report["kib_per_camera"].is_number(), "{report}");
+    Ok(())
+}
