@@ -104,19 +104,38 @@ fn io(e: impl std::fmt::Display) -> StormError {
     StormError::Server(e.to_string())
 }
 
-/// A `closedcircuit serve` child on a temporary data directory and a free port.
+/// A `closedcircuit serve` child on a temporary data directory and a fixed free port,
+/// so it can be restarted where its clients expect it.
 struct ServerProcess {
     child: Child,
+    exe: PathBuf,
+    listen: String,
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl ServerProcess {
     fn start(exe: &Path) -> Result<Self, StormError> {
         let dir = tempfile::tempdir().map_err(io)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(io)?
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let (child, url) = Self::spawn(exe, &listen, dir.path())?;
+        Ok(Self {
+            child,
+            exe: exe.to_owned(),
+            listen,
+            url,
+            dir,
+        })
+    }
+
+    fn spawn(exe: &Path, listen: &str, dir: &Path) -> Result<(Child, String), StormError> {
         let mut child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"))
+            .args(["serve", "--listen", listen, "--data-dir"])
+            .arg(dir.join("data"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -134,11 +153,18 @@ impl ServerProcess {
             .find(|w| w.starts_with("http://"))
             .ok_or_else(|| io("the server printed no address"))?
             .to_owned();
-        Ok(Self {
-            child,
-            url,
-            _dir: dir,
-        })
+        Ok((child, url))
+    }
+
+    /// The outage: the process is killed and started again on the same data and port,
+    /// so its memory is measured from a fresh start, as after a real outage.
+    fn restart(&mut self) -> Result<(), StormError> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, url) = Self::spawn(&self.exe, &self.listen, self.dir.path())?;
+        self.child = child;
+        self.url = url;
+        Ok(())
     }
 
     fn rss_kib(&self) -> Option<u64> {
@@ -166,7 +192,9 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
 }
 
 pub async fn reconnect(options: ReconnectOptions) -> Result<ReconnectReport, StormError> {
-    let own = match options.servers.is_empty() {
+    // First, while this process is fresh: the floor a connected socket costs here.
+    let bare = bare_socket_task_kib(options.cameras.clamp(1, 4000)).await?;
+    let mut own = match options.servers.is_empty() {
         true => Some(ServerProcess::start(&options.exe)?),
         false => None,
     };
@@ -178,6 +206,10 @@ pub async fn reconnect(options: ReconnectOptions) -> Result<ReconnectReport, Sto
     let run_id = format!("{:x}", rand::random::<u32>());
     let households = set_up(&http, &run_id, options.cameras).await?;
     let cameras: usize = households.iter().map(|h| h.cameras.len()).sum();
+    if let Some(server) = own.as_mut() {
+        eprintln!("bench: restarting the server, as after an outage");
+        server.restart()?;
+    }
 
     let (idle, storm) = (
         Arc::new(Latencies::default()),
@@ -277,7 +309,6 @@ pub async fn reconnect(options: ReconnectOptions) -> Result<ReconnectReport, Sto
     let streams_open = streams.len();
     drop(streams);
 
-    let bare = bare_socket_task_kib(cameras.min(4000)).await?;
     let ideal = cameras as f64 / f64::from(options.handshakes_per_second.max(1));
     let (idle_p50, idle_p99) = idle.percentiles();
     let (storm_p50, storm_p99) = storm.percentiles();
@@ -290,7 +321,8 @@ pub async fn reconnect(options: ReconnectOptions) -> Result<ReconnectReport, Sto
         seconds_to_all_connected: seconds,
         ideal_seconds: ideal,
         ratio_to_ideal: seconds / ideal.max(0.001),
-        responses_503: Counters::get(&counters.unavailable),
+        responses_503: Counters::get(&counters.unavailable)
+            + http.retried_503.load(Ordering::Relaxed),
         viewer_p50_ms_idle: idle_p50,
         viewer_p99_ms_idle: idle_p99,
         viewer_p50_ms_storm: storm_p50,
