@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cc_core::api::{
-    ConnectResponse, PairingRequest, PairingResult, UploadAck, MAX_CLIP_BYTES, MAX_THUMB_BYTES,
+    ConnectResponse, LiveAck, LiveFrame, PairingRequest, PairingResult, UploadAck, MAX_CLIP_BYTES,
+    MAX_THUMB_BYTES,
 };
 use cc_core::certificate::{CameraCertificate, SignedCertificate};
 use cc_core::claim::ClaimCode;
 use cc_core::envelope::Recipient;
 use cc_core::keys::verifying_key_from_bytes;
+use cc_core::live::{LiveSegment, SignedSegment, MAX_SEGMENT_BYTES};
 use cc_core::manifest::{sha256_hex, EventKind, Manifest, SignedManifest};
 use cc_core::transfer;
 use cc_core::{CameraId, EventId};
@@ -385,6 +387,19 @@ impl Agent {
         self.camera_id
     }
 
+    /// The content-key epoch this camera encrypts to.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Opens the camera's long-lived device stream (`config` and `live` events).
+    pub async fn device_stream(&self) -> Result<reqwest::Response, ClientError> {
+        self.api
+            .device_stream()
+            .await
+            .map_err(|e| self.dir.refused_token(e))
+    }
+
     /// Encrypts one event's media to the content recipient and signs its manifest.
     pub fn seal(
         &self,
@@ -417,6 +432,44 @@ impl Agent {
             thumb,
             clip,
         })
+    }
+
+    /// Encrypts one live segment to the content recipient and signs its description.
+    pub fn seal_live(
+        &self,
+        stream: &str,
+        seq: u64,
+        media_type: &str,
+        plaintext: &[u8],
+    ) -> Result<LiveFrame, ClientError> {
+        let ciphertext = self.recipient.encrypt(plaintext)?;
+        if ciphertext.len() > MAX_SEGMENT_BYTES {
+            return Err(ClientError::Invalid(format!(
+                "a live frame of {} bytes is larger than the server relays",
+                plaintext.len()
+            )));
+        }
+        let segment = LiveSegment {
+            v: LiveSegment::VERSION,
+            camera_id: self.camera_id,
+            epoch: self.epoch,
+            stream: stream.to_owned(),
+            seq,
+            captured_at: now_millis(),
+            media_type: media_type.to_owned(),
+            sha256: sha256_hex(&ciphertext),
+            size: ciphertext.len() as u64,
+        };
+        Ok(LiveFrame {
+            segment: SignedSegment::sign(&segment, &self.device),
+            ciphertext: cc_core::b64::encode(&ciphertext),
+        })
+    }
+
+    /// Sends one live segment, once: a lost segment is not worth a retry, the next one
+    /// is coming.
+    pub async fn send_live(&self, frame: &LiveFrame) -> Result<LiveAck, ClientError> {
+        self.api.send_live(frame).await
     }
 
     /// Uploads a sealed event, retrying the very same bytes (uploads are idempotent on

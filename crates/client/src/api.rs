@@ -7,10 +7,11 @@ use std::time::Duration;
 use cc_core::api::{
     AccessEntry, AccessQuery, CameraInfo, Claim, CompleteClaimRequest, ConnectResponse,
     CreateClaimRequest, EventInfo, EventPage, EventQuery, Grant, Invitation, InviteRequest,
-    LoginRequest, LoginResponse, LookupQuery, Me, PairingRequest, PairingResult, PairingStarted,
-    PreloginRequest, PreloginResponse, Problem, RecoveryCodes, RenameCameraRequest, RotateRequest,
-    SecuritySettings, SessionInfo, ShareInfo, SignupRequest, SignupResponse, StepUpRequest,
-    TotpCode, TotpSetup, TransferOffer, TransferRequest, UploadAck, UserPublic,
+    LiveAck, LiveFrame, LoginRequest, LoginResponse, LookupQuery, Me, PairingRequest,
+    PairingResult, PairingStarted, PreloginRequest, PreloginResponse, Problem, RecoveryCodes,
+    RenameCameraRequest, RotateRequest, SecuritySettings, SessionInfo, ShareInfo, SignupRequest,
+    SignupResponse, StepUpRequest, TotpCode, TotpSetup, TransferOffer, TransferRequest, UploadAck,
+    UserPublic,
 };
 use cc_core::manifest::SignedManifest;
 use cc_core::{CameraId, ClaimId, EventId, PairingId, SessionId, UserId};
@@ -284,6 +285,16 @@ impl Api {
         .await
     }
 
+    /// Opens a camera's live view (Server-Sent Events of live segments); the caller reads
+    /// the body.
+    pub async fn live_stream(&self, camera: CameraId) -> Result<Response, ClientError> {
+        self.send(
+            self.request(Method::GET, &format!("/v1/cameras/{camera}/live"))
+                .header(ACCEPT, "text/event-stream"),
+        )
+        .await
+    }
+
     /// Another account's public keys, by email.
     pub async fn lookup_user(&self, email: &str) -> Result<UserPublic, ClientError> {
         let query = LookupQuery {
@@ -446,6 +457,21 @@ impl Api {
     /// A camera comes online and learns its epoch.
     pub async fn connect(&self) -> Result<ConnectResponse, ClientError> {
         self.json(self.request(Method::POST, "/v1/device/connect"))
+            .await
+    }
+
+    /// A camera's long-lived stream: `config` and `live` events; the caller reads the body.
+    pub async fn device_stream(&self) -> Result<Response, ClientError> {
+        self.send(
+            self.request(Method::GET, "/v1/device/stream")
+                .header(ACCEPT, "text/event-stream"),
+        )
+        .await
+    }
+
+    /// Sends one live segment for whoever watches.
+    pub async fn send_live(&self, frame: &LiveFrame) -> Result<LiveAck, ClientError> {
+        self.json(self.request(Method::POST, "/v1/device/live").json(frame))
             .await
     }
 

@@ -4,8 +4,8 @@
 //!
 //! Users: [`account`] (sign-up, login), [`claims`] (pairing a camera), [`cameras`],
 //! [`events`] (verified listing and opening), [`sharing`] (invitations, members, key
-//! rotation), [`watch`] (live notices). Cameras:
-//! [`agent`] with its [`media`] sources. Underneath: [`api`] (HTTP), [`profile`] and
+//! rotation), [`watch`] (notices of new events), [`live`] (live view). Cameras:
+//! [`agent`] with its [`media`] sources, and [`live_camera`], its side of live view. Underneath: [`api`] (HTTP), [`profile`] and
 //! [`files`] (private local state), [`trust`] (whose keys to believe), [`keyring`]
 //! (camera content keys), [`sse`] and [`backoff`].
 
@@ -19,6 +19,8 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod keyring;
+pub mod live;
+pub mod live_camera;
 pub mod media;
 pub mod profile;
 pub mod sharing;

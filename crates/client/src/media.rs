@@ -8,7 +8,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use cc_core::api::{MAX_CLIP_BYTES, MAX_THUMB_BYTES};
-use cc_core::EventId;
+use cc_core::live::MAX_SEGMENT_BYTES;
+use cc_core::{CameraId, EventId};
 use tokio::process::Command;
 
 use crate::error::ClientError;
@@ -20,6 +21,11 @@ pub const SYNTHETIC_MARKER: &str = "CLOSEDCIRCUIT-SYNTHETIC-MARKER";
 /// The marker as embedded in one event's media.
 pub fn synthetic_marker(event: EventId) -> String {
     format!("{SYNTHETIC_MARKER} {event}")
+}
+
+/// The marker as embedded in one live-view frame of a synthetic camera.
+pub fn live_marker(camera: CameraId, seq: u64) -> String {
+    format!("{SYNTHETIC_MARKER} live {camera} {seq}")
 }
 
 /// Room left for the age header and framing when a plaintext must fit a ciphertext limit.
@@ -333,6 +339,58 @@ impl Source {
                 })
             }
         }
+    }
+}
+
+impl Source {
+    /// One live-view frame and its media type. The synthetic source draws a picture
+    /// carrying the marker, the camera and the frame's number; a file source shows the
+    /// picture of its first file (a video's first frame), or a plain one if that is not a
+    /// JPEG, PNG or BMP small enough to relay.
+    pub async fn live_frame(
+        &mut self,
+        camera: CameraId,
+        seq: u64,
+    ) -> Result<(&'static str, Vec<u8>), ClientError> {
+        let (files, ffmpeg) = match &mut self.0 {
+            SourceKind::Synthetic { .. } => {
+                let marker = live_marker(camera, seq);
+                let shade = u8::try_from(seq % 256).unwrap_or_default();
+                return Ok((
+                    "image/bmp",
+                    synthetic_bmp(160, 90, shade, marker.as_bytes()),
+                ));
+            }
+            SourceKind::Files { files, ffmpeg, .. } => (files, *ffmpeg),
+        };
+        let Some(file) = files.first_mut() else {
+            return Err(ClientError::Invalid("no source files given".into()));
+        };
+        let picture = match file.kind {
+            FileKind::Video => video_thumb(file, ffmpeg).await,
+            FileKind::Image => match &file.thumb {
+                Some(picture) => picture.clone(),
+                None => {
+                    let bytes = tokio::fs::read(&file.path)
+                        .await
+                        .map_err(|e| ClientError::io("cannot read", &file.path, e))?;
+                    file.thumb = Some(bytes.clone());
+                    bytes
+                }
+            },
+        };
+        let media_type = match sniff_extension(&picture) {
+            "jpg" => "image/jpeg",
+            "png" => "image/png",
+            "bmp" => "image/bmp",
+            _ => "",
+        };
+        if media_type.is_empty()
+            || picture.len() as u64 + ENCRYPTION_OVERHEAD > MAX_SEGMENT_BYTES as u64
+        {
+            return Ok(("image/bmp", synthetic_bmp(160, 90, 0, b"")));
+        }
+        Ok((media_type, picture))
     }
 }
 

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::certificate::SignedCertificate;
 use crate::keys::KdfParams;
+use crate::live::SignedSegment;
 use crate::manifest::{EventKind, SignedManifest};
 use crate::transfer::SignedTransfer;
 use crate::{CameraId, ClaimId, EventId, PairingId, SessionId, UserId};
@@ -257,6 +258,30 @@ pub struct UploadAck {
     pub event_id: EventId,
     /// True when this event was already stored by an earlier attempt.
     pub duplicate: bool,
+}
+
+/// One live segment as a camera sends it and a viewer receives it: the signed
+/// description and the age ciphertext it describes. Never stored.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct LiveFrame {
+    pub segment: SignedSegment,
+    /// The segment's age ciphertext, base64.
+    pub ciphertext: String,
+}
+
+/// The server's answer to a live segment.
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct LiveAck {
+    /// False once nobody has asked for this camera's live view for a while: the camera
+    /// may stop sending.
+    pub watching: bool,
+}
+
+/// Sent on a camera's device stream (`event: live`) while someone watches: send live
+/// segments for this many more seconds.
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct LiveWanted {
+    pub seconds: u32,
 }
 
 /// Largest thumbnail ciphertext accepted.

@@ -12,6 +12,7 @@ pub mod claim;
 pub mod envelope;
 pub mod ids;
 pub mod keys;
+pub mod live;
 pub mod manifest;
 pub mod phrase;
 pub mod signed;

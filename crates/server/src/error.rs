@@ -50,6 +50,16 @@ impl ApiError {
         }
     }
 
+    /// The camera encrypted to an epoch other than its current one (after a rotation):
+    /// it must reconnect and fetch the new certificate.
+    pub fn stale_epoch(current: u32, used: u32) -> Self {
+        Self::Bad {
+            status: StatusCode::CONFLICT,
+            code: "stale_epoch",
+            detail: format!("encrypt to epoch {current}, not {used}"),
+        }
+    }
+
     pub fn too_large(code: &'static str, detail: impl Into<String>) -> Self {
         Self::Bad {
             status: StatusCode::PAYLOAD_TOO_LARGE,

@@ -125,6 +125,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::accounts::routes())
         .merge(routes::cameras::routes())
         .merge(routes::events::routes())
+        .merge(routes::live::viewer_routes())
         .merge(routes::shares::routes())
         .merge(routes::transfers::routes())
         .route_layer(axum::middleware::from_fn_with_state(
@@ -133,7 +134,8 @@ pub fn app(state: AppState) -> Router {
         ));
     let (router, api) = OpenApiRouter::with_openapi(openapi::document())
         .merge(viewers)
-        .merge(routes::device::routes(admission))
+        .merge(routes::device::routes(admission.clone()))
+        .merge(routes::live::device_routes(admission))
         .split_for_parts();
     let api = std::sync::Arc::new(api);
     router

@@ -12,6 +12,7 @@ use utoipa::OpenApi;
         (name = "accounts", description = "Sign-up, login, sessions"),
         (name = "cameras", description = "Claims, pairing and cameras"),
         (name = "events", description = "Events and their encrypted media"),
+        (name = "live", description = "Live view: encrypted segments relayed, never stored"),
         (name = "device", description = "What cameras call"),
         (name = "sharing", description = "Shares, key rotation and the access log"),
     )

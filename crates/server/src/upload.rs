@@ -54,6 +54,14 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(format!("staging upload: {e}"))
 }
 
+/// The key the camera signs with, as its certificate names it.
+pub fn device_key(device: &Device) -> Result<ed25519_dalek::VerifyingKey, ApiError> {
+    cc_core::b64::decode(device.device_key())
+        .ok()
+        .and_then(|b| verifying_key_from_bytes(&b))
+        .ok_or_else(|| internal("stored device key is malformed"))
+}
+
 pub async fn receive(
     state: &AppState,
     device: &Device,
@@ -75,26 +83,14 @@ pub async fn receive(
             format!("the manifest part is not a signed manifest: {e}"),
         )
     })?;
-    let device_key = cc_core::b64::decode(device.device_key())
-        .ok()
-        .and_then(|b| verifying_key_from_bytes(&b))
-        .ok_or_else(|| internal("stored device key is malformed"))?;
     let manifest = signed
-        .verify(&device_key)
+        .verify(&device_key(device)?)
         .map_err(|e| bad("manifest_signature_invalid", e.to_string()))?;
     manifest
         .check_identity(device.camera(), event)
         .map_err(|e| bad("manifest_mismatch", e.to_string()))?;
     if manifest.epoch != device.epoch() {
-        return Err(ApiError::Bad {
-            status: axum::http::StatusCode::CONFLICT,
-            code: "stale_epoch",
-            detail: format!(
-                "encrypt to epoch {}, not {}",
-                device.epoch(),
-                manifest.epoch
-            ),
-        });
+        return Err(ApiError::stale_epoch(device.epoch(), manifest.epoch));
     }
     if manifest.thumb_size > limits.thumb || manifest.clip_size > limits.clip {
         return Err(ApiError::too_large(

@@ -175,6 +175,24 @@ impl Store {
         })
     }
 
+    /// Whether this session must step up before it may watch video (clips use the
+    /// same answer through `media_location`).
+    pub async fn step_up_needed(&self, session: &Session) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT u.require_step_up, s.step_up_at FROM users u JOIN sessions s ON s.user_id = u.id \
+             WHERE u.id = $1 AND s.id = $2",
+        )
+        .bind(session.user().to_string())
+        .bind(session.id().to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(step_up_needed(
+            row.try_get("require_step_up")?,
+            row.try_get("step_up_at")?,
+        ))
+    }
+
     pub async fn set_require_step_up(&self, session: &Session, on: bool) -> Result<()> {
         sqlx::query("UPDATE users SET require_step_up = $1 WHERE id = $2")
             .bind(i64::from(on))

@@ -1,12 +1,14 @@
 //! `closedcircuit camera agent`: runs a camera. It pairs once with a claim code (or
 //! resumes from its state directory), then records events from a synthetic source or
-//! files, encrypts them to its content recipient, signs them and uploads them.
+//! files, encrypts them to its content recipient, signs them and uploads them. Beside
+//! that it holds its device stream, and streams live view while a member watches.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use cc_client::agent::{self, Agent, Pairing, StateDir, Upload};
+use cc_client::agent::{self, Agent, AgentState, Pairing, StateDir, Upload};
+use cc_client::live_camera::{self, LiveNotice};
 use cc_client::media::Source;
 use cc_core::EventId;
 
@@ -17,6 +19,10 @@ const EXAMPLES: &str = "\
 The state directory keeps the device key and the pairing (never a key that decrypts:
 a camera can only encrypt). With it, the agent reconnects without a new claim, to
 the server it paired with unless --server says otherwise.
+
+While a member watches (`closedcircuit camera live`, or Live in the web app), the
+agent sends two encrypted frames a second; the server relays them and keeps none.
+--no-live turns live view off for this camera.
 
 Examples:
   closedcircuit camera agent --claim CC1-… --state-dir ./front-door --server http://192.168.1.10:8080
@@ -44,6 +50,9 @@ pub struct Args {
     /// Seconds between events
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     interval: f64,
+    /// Never stream live view, even when a member asks
+    #[arg(long)]
+    no_live: bool,
 }
 
 pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
@@ -60,7 +69,7 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
 }
 
 async fn record(global: &Global, args: &Args, interval: Duration) -> anyhow::Result<()> {
-    let mut source = source(&args.source).await?;
+    let source = source(&args.source).await?;
     let dir = StateDir::new(&args.state_dir);
     let (mut state, device, pairing) = agent::pair_or_resume(
         &dir,
@@ -78,13 +87,51 @@ async fn record(global: &Global, args: &Args, interval: Duration) -> anyhow::Res
             say!("Resuming as camera {} (already paired)", state.camera_id);
         }
     }
-    let mut camera = Agent::connect(&dir, &mut state, device).await?;
+    let mut live_state = state.clone();
+    let camera = Agent::connect(&dir, &mut state, device.clone()).await?;
     say!(
         "Connected to {} as camera {}",
         state.server,
         camera.camera_id()
     );
+    if args.no_live {
+        return upload_events(args, interval, source, camera, state).await;
+    }
+    let mut live_camera = Agent::connect(&dir, &mut live_state, device).await?;
+    let live_source = self::source(&args.source).await?;
+    tokio::select! {
+        result = upload_events(args, interval, source, camera, state) => result,
+        result = live_camera::run(&mut live_camera, &mut live_state, live_source, report_live) => {
+            result.context("live view")
+        }
+    }
+}
 
+/// Tells the operator what the live side is doing.
+fn report_live(notice: LiveNotice) {
+    match notice {
+        LiveNotice::Listening => say!("Waiting for viewers (live view on request)"),
+        LiveNotice::Streaming => say!("Live view requested: streaming"),
+        LiveNotice::Stopped { sent } => say!("Live view ended after {sent} frames"),
+        LiveNotice::Rotated { epoch } => {
+            say!("The owner rotated this camera's key; live view now uses epoch {epoch}")
+        }
+        LiveNotice::SegmentFailed(e) => eprintln!("a live frame was not delivered: {e}"),
+        LiveNotice::Disconnected { reason, retry_in } => eprintln!(
+            "device stream: {reason}; reconnecting in {:.1}s",
+            retry_in.as_secs_f64()
+        ),
+    }
+}
+
+/// Records, seals and uploads events until `--events` are acknowledged (or forever).
+async fn upload_events(
+    args: &Args,
+    interval: Duration,
+    mut source: Source,
+    mut camera: Agent,
+    mut state: AgentState,
+) -> anyhow::Result<()> {
     let mut acked = 0u64;
     let mut rejected_in_a_row = 0u32;
     for n in 0u64.. {

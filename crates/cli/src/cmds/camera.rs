@@ -1,5 +1,5 @@
 //! `closedcircuit camera …`: pairing a camera with a claim code, listing, renaming and
-//! removing cameras, and (`camera agent`) running a camera.
+//! removing cameras, watching one live, and (`camera agent`) running a camera.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use cc_core::CameraId;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{agent, transfer, Global};
+use super::{agent, live, transfer, Global};
 use crate::output::{self, say};
 
 const EXAMPLES: &str = "\
@@ -23,6 +23,7 @@ Examples:
   closedcircuit camera claim --name 'Front door'
   closedcircuit camera list
   closedcircuit camera rename 0190c6d2-… 'Back door'
+  closedcircuit camera live 0190c6d2-…
   closedcircuit camera remove 0190c6d2-… --yes
   closedcircuit camera transfer 0190c6d2-… --to new-owner@example.org
   closedcircuit camera agent --claim CC1-… --state-dir ./front-door --source synthetic";
@@ -70,7 +71,11 @@ enum CameraCommand {
     /// Give a camera and its recordings to another account (owner only)
     #[command(after_help = transfer::HELP)]
     Transfer(transfer::Args),
-    /// Run a camera: pair with a claim code, then upload signed, encrypted events
+    /// Watch a camera live (frames verified and decrypted here)
+    #[command(after_help = live::HELP)]
+    Live(live::Args),
+    /// Run a camera: pair with a claim code, then upload signed, encrypted events and
+    /// stream live view on request
     Agent(agent::Args),
 }
 
@@ -124,6 +129,7 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
         CameraCommand::Remove(args) => remove(global, args).await,
         CameraCommand::Retention(args) => retention(global, args).await,
         CameraCommand::Transfer(args) => transfer::run(global, args).await,
+        CameraCommand::Live(args) => live::run(global, args).await,
         CameraCommand::Agent(args) => agent::run(global, args).await,
     }
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bench;
 pub mod camera;
 pub mod events;
+pub mod live;
 pub mod migrate;
 pub mod serve;
 pub mod share;

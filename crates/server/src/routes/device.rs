@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
@@ -11,21 +12,22 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cc_core::api::{
-    ConnectResponse, PairingPending, PairingRequest, PairingStarted, Problem, UploadAck,
-    MAX_CLIP_BYTES, MAX_THUMB_BYTES,
+    ConnectResponse, LiveWanted, PairingPending, PairingRequest, PairingStarted, Problem,
+    UploadAck, MAX_CLIP_BYTES, MAX_THUMB_BYTES,
 };
-use cc_core::{EventId, PairingId};
+use cc_core::{CameraId, EventId, PairingId};
 use cc_store::authz::Device;
 use cc_store::cameras::PairingPoll;
 use cc_store::events::Inserted;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admission::{handshake_gate, upload_gate, Admission};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, DeviceAuth};
+use crate::fanout::LIVE_LEASE;
 use crate::state::AppState;
 use crate::upload;
 
@@ -142,8 +144,9 @@ async fn upload_event(
 }
 
 /// The camera's long-lived connection: a `config` event now (epoch and owner-signed
-/// certificate) and again whenever the owner rotates the content key. The camera counts
-/// as online for as long as it is open.
+/// certificate) and again whenever the owner rotates the content key, and a `live` event
+/// (a LiveWanted) whenever someone opens or keeps watching its live view. The camera
+/// counts as online for as long as it is open.
 #[utoipa::path(get, path = "/v1/device/stream", tag = "device",
     responses((status = 200, content_type = "text/event-stream", body = ConnectResponse), (status = 401, body = Problem)))]
 async fn stream(
@@ -151,30 +154,89 @@ async fn stream(
     DeviceAuth(device): DeviceAuth,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let connected = state.store.hold_connection(&device);
-    let rotations = state.fanout.subscribe_rotations();
+    let notices = DeviceNotices {
+        rotations: state.fanout.subscribe_rotations(),
+        wants: state.fanout.subscribe_wants(),
+        live_told: None,
+    };
     let first = config_event(&state, &device).await?;
     let camera = device.camera();
     let updates = futures_util::stream::unfold(
-        (rotations, state, device, connected),
-        move |(mut rotations, state, device, connected)| async move {
+        (notices, state, device, connected),
+        move |(mut notices, state, device, connected)| async move {
             loop {
-                match rotations.recv().await {
-                    Ok(rotated) if rotated == camera => {}
-                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return None,
-                }
-                // Re-authenticate: the device's epoch changed, and it may have been removed.
-                let Ok(device) = state.store.device_again(&device).await else {
-                    return None;
+                let event = match notices.next(camera).await? {
+                    DeviceNotice::Rotated => {
+                        // Re-authenticate: the device's epoch changed, and it may have been removed.
+                        let Ok(again) = state.store.device_again(&device).await else {
+                            return None;
+                        };
+                        match config_event(&state, &again).await {
+                            Ok(event) => {
+                                return Some((Ok(event), (notices, state, again, connected)))
+                            }
+                            Err(_) => continue,
+                        }
+                    }
+                    DeviceNotice::LiveWanted => {
+                        Event::default().event("live").json_data(LiveWanted {
+                            seconds: LIVE_LEASE.as_secs() as u32,
+                        })
+                    }
                 };
-                if let Ok(event) = config_event(&state, &device).await {
-                    return Some((Ok(event), (rotations, state, device, connected)));
+                if let Ok(event) = event {
+                    return Some((Ok(event), (notices, state, device, connected)));
                 }
             }
         },
     );
     let events = futures_util::stream::once(async move { Ok(first) }).chain(updates);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// What a device stream tells its camera about.
+enum DeviceNotice {
+    Rotated,
+    LiveWanted,
+}
+
+/// The notices one device stream listens to, filtered to its camera.
+struct DeviceNotices {
+    rotations: broadcast::Receiver<CameraId>,
+    wants: broadcast::Receiver<CameraId>,
+    /// When the camera was last told to stream; requests are passed on at most every few
+    /// seconds, however many viewers renew them.
+    live_told: Option<Instant>,
+}
+
+impl DeviceNotices {
+    /// Requests for live view closer together than this are one request to the camera.
+    const LIVE_EVERY: Duration = Duration::from_secs(3);
+
+    /// The next notice for `camera`; `None` once the node is shutting down.
+    async fn next(&mut self, camera: CameraId) -> Option<DeviceNotice> {
+        loop {
+            let (received, notice) = tokio::select! {
+                r = self.rotations.recv() => (r, DeviceNotice::Rotated),
+                r = self.wants.recv() => (r, DeviceNotice::LiveWanted),
+            };
+            match received {
+                Ok(about) if about == camera => {}
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+            if let DeviceNotice::LiveWanted = notice {
+                if self
+                    .live_told
+                    .is_some_and(|at| at.elapsed() < Self::LIVE_EVERY)
+                {
+                    continue;
+                }
+                self.live_told = Some(Instant::now());
+            }
+            return Some(notice);
+        }
+    }
 }
 
 async fn config_event(state: &AppState, device: &Device) -> Result<Event, ApiError> {

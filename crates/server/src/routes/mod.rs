@@ -4,5 +4,6 @@ pub mod accounts;
 pub mod cameras;
 pub mod device;
 pub mod events;
+pub mod live;
 pub mod shares;
 pub mod transfers;
