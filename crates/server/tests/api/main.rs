@@ -6,6 +6,7 @@ mod common;
 mod audit;
 mod cancellation;
 mod ciphertext_only;
+mod live;
 mod one_door;
 mod openapi;
 mod retention;

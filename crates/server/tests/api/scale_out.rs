@@ -12,16 +12,67 @@ use reqwest::{Method, StatusCode};
 
 use crate::common::*;
 
-/// Reads an SSE response until `needle` shows up.
-async fn read_until(stream: &mut reqwest::Response, needle: &str) -> TestResult<String> {
-    let mut text = String::new();
-    while !text.contains(needle) {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
-            .await??
-            .ok_or("stream ended")?;
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    Ok(text)
+#[tokio::test]
+async fn a_viewer_on_node_b_watches_a_camera_connected_to_node_a() -> TestResult {
+    let nodes = start_nodes(2, local_services()).await?;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let owner = a.signup("relay-owner@example.com", "pw").await?;
+    let friend = a.signup("relay-friend@example.com", "pw").await?;
+    let camera = a.pair(&owner, "Drive").await?;
+    a.share(&owner, &camera, &friend, "viewer").await?;
+    let cam = camera.camera_id;
+
+    // The camera is connected to A; its friend opens live view on B, and A passes the
+    // request on to the camera.
+    let mut device = a.open_stream("/v1/device/stream", &camera.token).await?;
+    read_until(&mut device, "event: config").await?;
+    let mut view = b
+        .open_stream(&format!("/v1/cameras/{cam}/live"), &friend.token)
+        .await?;
+    assert_eq!(view.status(), StatusCode::OK);
+    read_until(&mut device, "event: live").await?;
+
+    // Segments sent through A reach the viewer on B, still sealed to the content key.
+    let frame = live_frame(&camera, "relay", 1, b"driveway")?;
+    let sent = a
+        .send(
+            Method::POST,
+            "/v1/device/live",
+            Some(&camera.token),
+            Some(serde_json::to_value(&frame)?),
+        )
+        .await?;
+    assert!(sent.json::<cc_core::api::LiveAck>()?.watching);
+    let relayed = next_frame(&mut view).await?;
+    assert_eq!(relayed.segment, frame.segment);
+    let key = b.content_key(&friend, cam, 1).await?.ok_or("no grant")?;
+    assert_eq!(
+        key.decrypt(&cc_core::b64::decode(&relayed.ciphertext)?)?,
+        b"driveway"
+    );
+
+    // Revoked on A: the friend's live view on B ends at the next segment, without it.
+    let friend_id = a.lookup(&owner, "relay-friend@example.com").await?;
+    let revoked = a
+        .send(
+            Method::DELETE,
+            &format!("/v1/cameras/{cam}/shares/{friend_id}"),
+            Some(&owner.token),
+            None,
+        )
+        .await?;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    let after = live_frame(&camera, "relay", 2, b"after")?;
+    a.send(
+        Method::POST,
+        "/v1/device/live",
+        Some(&camera.token),
+        Some(serde_json::to_value(&after)?),
+    )
+    .await?;
+    let rest = tokio::time::timeout(Duration::from_secs(10), view.bytes()).await??;
+    assert!(!contains(&rest, after.ciphertext.as_bytes()));
+    Ok(())
 }
 
 #[tokio::test]

@@ -755,3 +755,59 @@ pub async fn start_s3() -> TestResult<S3Server> {
         },
     })
 }
+
+/// Reads an SSE response until `needle` shows up.
+pub async fn read_until(stream: &mut reqwest::Response, needle: &str) -> TestResult<String> {
+    let mut text = String::new();
+    while !text.contains(needle) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
+            .await??
+            .ok_or("stream ended")?;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    Ok(text)
+}
+
+impl TestServer {
+    /// Opens a long-lived GET (an SSE stream) with `token`; the caller checks the status.
+    pub async fn open_stream(&self, path: &str, token: &str) -> TestResult<reqwest::Response> {
+        Ok(self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await?)
+    }
+}
+
+/// An honest live segment: `plain` encrypted to the camera's content key, signed by its
+/// device, captured now.
+pub fn live_frame(camera: &Camera, stream: &str, seq: u64, plain: &[u8]) -> TestResult<LiveFrame> {
+    use cc_core::live::{LiveSegment, SignedSegment};
+    let ciphertext = camera.content.recipient().encrypt(plain)?;
+    let segment = LiveSegment {
+        v: LiveSegment::VERSION,
+        camera_id: camera.camera_id,
+        epoch: camera.epoch,
+        stream: stream.to_owned(),
+        seq,
+        captured_at: chrono::Utc::now(),
+        media_type: "image/bmp".into(),
+        sha256: sha256_hex(&ciphertext),
+        size: ciphertext.len() as u64,
+    };
+    Ok(LiveFrame {
+        segment: SignedSegment::sign(&segment, &camera.device),
+        ciphertext: cc_core::b64::encode(&ciphertext),
+    })
+}
+
+/// The next `segment` event of a live stream, parsed.
+pub async fn next_frame(stream: &mut reqwest::Response) -> TestResult<LiveFrame> {
+    let text = read_until(stream, "\n\n").await?;
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .ok_or("no data line")?;
+    Ok(serde_json::from_str(data)?)
+}
