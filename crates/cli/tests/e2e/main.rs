@@ -3,6 +3,7 @@
 
 mod account;
 mod harness;
+mod live;
 mod scale_out;
 mod sharing;
 mod transfer;
