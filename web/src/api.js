@@ -36,15 +36,7 @@ export class Api {
     } catch {
       throw new ApiError(0, { code: "network", title: "The server cannot be reached" });
     }
-    if (!response.ok) {
-      let problem = null;
-      try {
-        problem = await response.json();
-      } catch {
-        problem = null;
-      }
-      throw new ApiError(response.status, problem);
-    }
+    if (!response.ok) throw await failure(response);
     if (raw) return new Uint8Array(await response.arrayBuffer());
     if (response.status === 204) return null;
     const type = response.headers.get("content-type") || "";
@@ -59,8 +51,25 @@ export class Api {
   bytes = (path) => this.send("GET", path, { raw: true });
 
   /**
-   * Follows `/v1/events/stream` (Server-Sent Events) with the bearer token, which
-   * EventSource cannot send. Calls `onEvent(info)` per event; reconnects with backoff
+   * Reads the Server-Sent Events at `path` with the bearer token, which EventSource cannot
+   * send: `onOpen()` once it is open, then `dispatch(event, data)` per message, until it
+   * ends or `signal` aborts. Errors before it opens are ApiErrors, as for `send`.
+   */
+  async stream(path, signal, onOpen, dispatch) {
+    let response;
+    try {
+      response = await fetch(path, { headers: this.headers({ Accept: "text/event-stream" }), signal, cache: "no-store" });
+    } catch (e) {
+      if (signal.aborted) throw e;
+      throw new ApiError(0, { code: "network", title: "The server cannot be reached" });
+    }
+    if (!response.ok || !response.body) throw await failure(response);
+    onOpen();
+    await readSse(response.body, dispatch);
+  }
+
+  /**
+   * Follows `/v1/events/stream`. Calls `onEvent(info)` per event; reconnects with backoff
    * until `stop()` is called. `onState(text)` reports the connection.
    */
   follow(onEvent, onState) {
@@ -71,27 +80,31 @@ export class Api {
       while (!stopped) {
         controller = new AbortController();
         try {
-          const response = await fetch("/v1/events/stream", { headers: this.headers(), signal: controller.signal, cache: "no-store" });
-          if (response.status === 401) {
+          await this.stream(
+            "/v1/events/stream",
+            controller.signal,
+            () => {
+              onState("live");
+              delay = 500;
+            },
+            (event, data) => {
+              if (event === "event") {
+                try {
+                  onEvent(JSON.parse(data));
+                } catch {
+                  onState("malformed");
+                }
+              } else if (event === "lagged") {
+                onState("lagged");
+              }
+            },
+          );
+        } catch (e) {
+          if (stopped) return;
+          if (e.status === 401) {
             onState("ended");
             return;
           }
-          if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
-          onState("live");
-          delay = 500;
-          await readSse(response.body, (event, data) => {
-            if (event === "event") {
-              try {
-                onEvent(JSON.parse(data));
-              } catch {
-                onState("malformed");
-              }
-            } else if (event === "lagged") {
-              onState("lagged");
-            }
-          });
-        } catch {
-          if (stopped) return;
         }
         if (stopped) return;
         onState("reconnecting");
@@ -107,6 +120,17 @@ export class Api {
       },
     };
   }
+}
+
+/** The ApiError of a failed response, from its problem JSON when it has one. */
+async function failure(response) {
+  let problem = null;
+  try {
+    problem = await response.json();
+  } catch {
+    problem = null;
+  }
+  return new ApiError(response.status, problem);
 }
 
 /** Reads an SSE body, calling `dispatch(event, data)` per message (the standard's rules). */

@@ -193,6 +193,51 @@ export async function openMedia(session, manifest, what) {
   return c.ageDecrypt(content, ciphertext);
 }
 
+export const LIVE_MEDIA_TYPES = ["image/bmp", "image/jpeg", "image/png", "video/webm"];
+const MAX_LIVE_SKEW_S = 30;
+
+/**
+ * What a viewer remembers of the live view it watches, as `live::LiveCheck`: a segment is
+ * shown only if the device signed it for this camera, its ciphertext is the one signed,
+ * it was captured within 30 s of now, and it comes after the last one of its stream.
+ */
+export class LiveCheck {
+  constructor(camera) {
+    this.camera = camera;
+    this.last = null;
+  }
+
+  /** Checks a LiveFrame; returns its segment and ciphertext, or throws why not. */
+  accept(frame, now = Date.now()) {
+    const camera = this.camera;
+    if (!camera?.cert) throw new Error(camera?.error || "the camera is not one of yours");
+    const s = c.verifySigned(c.CONTEXT.live, frame?.segment, camera.cert.deviceKey);
+    if (s.v !== 1) throw new Error(`unsupported live segment version ${s.v}`);
+    if (s.camera_id !== camera.info.camera_id) throw new Error("the segment belongs to another camera");
+    if (!LIVE_MEDIA_TYPES.includes(s.media_type)) throw new Error("the media type is not one a camera sends");
+    if (typeof s.stream !== "string" || !Number.isSafeInteger(s.seq) || !Number.isSafeInteger(s.epoch)) throw new Error("the signed segment is malformed");
+    let ciphertext;
+    try {
+      ciphertext = c.unb64(frame.ciphertext);
+    } catch {
+      throw new Error("the ciphertext is not base64");
+    }
+    if (ciphertext.length !== s.size || c.sha256hex(ciphertext) !== s.sha256) throw new Error("the ciphertext does not match the hash in the signed segment");
+    const capturedAt = millis(s.captured_at);
+    const skew = Math.trunc((now - capturedAt) / 1000);
+    if (!(Math.abs(skew) <= MAX_LIVE_SKEW_S)) throw new Error(`the segment was captured ${Number.isNaN(skew) ? "at no valid time" : `${skew} s away from now`}: not live`);
+    if (this.last && this.last.stream === s.stream && s.seq <= this.last.seq) throw new Error(`segment ${s.seq} came after ${this.last.seq}: replayed or out of order`);
+    this.last = { stream: s.stream, seq: s.seq };
+    return { segment: s, ciphertext, capturedAt };
+  }
+}
+
+/** Decrypts a checked live segment with the content key of its epoch. */
+export async function openSegment(session, segment, ciphertext) {
+  const content = await session.contentIdentity(segment.camera_id, segment.epoch);
+  return c.ageDecrypt(content, ciphertext);
+}
+
 /** The media type of decrypted bytes, by their magic numbers (as `media::sniff_extension`). */
 export function mediaType(bytes, fallback) {
   const at = (s, i = 0) => s.split("").every((ch, k) => bytes[i + k] === ch.charCodeAt(0));

@@ -156,6 +156,7 @@ export const recipientOf = identityToRecipient;
 export const CONTEXT = {
   manifest: "closedcircuit event manifest v1",
   certificate: "closedcircuit camera certificate v1",
+  live: "closedcircuit live segment v1",
 };
 const MAX_STATEMENT_LEN = 8 * 1024;
 

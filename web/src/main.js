@@ -536,7 +536,7 @@ function openPlayer(session, view, manifest) {
       status.textContent = `${Math.round(manifest.duration_ms / 100) / 10} s clip, verified and decrypted in this browser.`;
       video.focus();
     } catch (e) {
-      if (e instanceof ApiError && e.code === "step_up_required") stepUpForm(session, body, status, load);
+      if (e instanceof ApiError && e.code === "step_up_required") stepUpForm(session, body, status, load, "Verified. Fetching the clip…");
       else {
         status.textContent = "";
         fill(body, h("p", { class: "error", role: "alert" }, "This clip cannot be played: ", errorText(e)));
@@ -546,7 +546,7 @@ function openPlayer(session, view, manifest) {
   load();
 }
 
-function stepUpForm(session, body, status, retry) {
+function stepUpForm(session, body, status, retry, resumed) {
   status.textContent = "";
   const button = h("button", { type: "submit", class: "primary", id: "stepup-submit" }, "Verify");
   const note = h("p", { role: "alert" });
@@ -565,7 +565,7 @@ function stepUpForm(session, body, status, retry) {
       try {
         await client.stepUp(session, form.querySelector("#stepup-password").value, form.querySelector("#stepup-totp").value);
         fill(body);
-        status.textContent = "Verified. Fetching the clip…";
+        status.textContent = resumed;
         await retry();
       } catch (e) {
         note.textContent = errorText(e);
@@ -574,6 +574,112 @@ function stepUpForm(session, body, status, retry) {
   );
   fill(body, form);
   form.querySelector("#stepup-password").focus();
+}
+
+const LIVE_NOTE = "Live: every frame is verified and decrypted in this browser.";
+
+/**
+ * The live view: the camera streams while it is open; each segment is checked against the
+ * camera's certificate and what came before, decrypted here and shown from a blob URL.
+ */
+function openLive(session, view) {
+  const badge = h("span", { id: "live-badge", hidden: true }, "LIVE");
+  const img = h("img", { id: "live-frame", alt: `Live view of ${cameraName(view)}`, hidden: true });
+  const age = h("span", { id: "live-age" });
+  const count = h("span", { id: "live-count" }, "0 frames");
+  const status = h("p", { id: "live-status", role: "status" }, "Asking the camera to stream…");
+  const warning = h("p", { id: "live-warning", class: "error", role: "alert", hidden: true });
+  const close = h("button", { type: "button", id: "live-close" }, "Close");
+  const prompt = h("div", {});
+  const dialog = h(
+    "dialog",
+    { id: "live-view", "aria-labelledby": "live-title" },
+    h("h2", { id: "live-title", class: "row" }, badge, cameraName(view)),
+    prompt,
+    img,
+    h("p", { class: "row muted" }, age, count),
+    status,
+    warning,
+    h("div", { class: "row" }, close),
+  );
+  const controller = new AbortController();
+  const check = new client.LiveCheck(view);
+  let url = null;
+  let capturedAt = null;
+  let frames = 0;
+  let queue = Promise.resolve();
+  let retried = false;
+  const showAge = () => {
+    if (capturedAt !== null) age.textContent = `${(Math.max(0, Date.now() - capturedAt) / 1000).toFixed(1)} s ago`;
+  };
+  const tick = setInterval(showAge, 100);
+  close.addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => {
+    controller.abort();
+    clearInterval(tick);
+    if (url) URL.revokeObjectURL(url);
+    dialog.remove();
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+
+  const show = async (data) => {
+    let checked, bytes;
+    try {
+      checked = check.accept(JSON.parse(data));
+      bytes = await client.openSegment(session, checked.segment, checked.ciphertext);
+    } catch (e) {
+      warning.hidden = false;
+      warning.textContent = `A live segment did not verify: ${errorText(e)}`;
+      return;
+    }
+    if (controller.signal.aborted) return;
+    if (checked.segment.media_type === "video/webm") {
+      status.textContent = "This camera streams video, which is unsupported in this view.";
+      return;
+    }
+    const previous = url;
+    url = URL.createObjectURL(new Blob([bytes], { type: checked.segment.media_type }));
+    img.src = url;
+    if (previous) URL.revokeObjectURL(previous);
+    capturedAt = checked.capturedAt;
+    showAge();
+    frames += 1;
+    count.textContent = `${frames} frame${frames === 1 ? "" : "s"}`;
+    if (img.hidden) status.textContent = LIVE_NOTE;
+    img.hidden = false;
+    badge.hidden = false;
+  };
+
+  const watch = async () => {
+    let failed = null;
+    try {
+      await session.api.stream(
+        `/v1/cameras/${view.info.camera_id}/live`,
+        controller.signal,
+        () => {
+          status.textContent = img.hidden ? "Waiting for the camera…" : LIVE_NOTE;
+        },
+        (event, data) => {
+          if (event === "segment") queue = queue.then(() => show(data));
+        },
+      );
+    } catch (e) {
+      if (controller.signal.aborted) return;
+      if (e instanceof ApiError && e.code === "step_up_required") return stepUpForm(session, prompt, status, watch, "Verified. Asking the camera to stream…");
+      failed = e;
+    }
+    if (controller.signal.aborted) return;
+    badge.hidden = true;
+    if (retried || failed?.status === 404) {
+      status.textContent = failed && failed.status !== 404 ? `Live view ended: ${errorText(failed)}` : "Live view ended.";
+      return;
+    }
+    retried = true;
+    status.textContent = "Live view interrupted; trying again…";
+    setTimeout(watch, 3000);
+  };
+  watch();
 }
 
 // ---------------------------------------------------------------------------- cameras
@@ -660,6 +766,7 @@ function cameraCard(session, view) {
   const card = h("article", { class: `card${view.cert ? "" : " bad"}`, dataset: { cameraId: info.camera_id } });
   const extra = h("div", {});
   const actions = h("div", { class: "row" });
+  if (view.cert) actions.append(h("button", { type: "button", class: "watch", "aria-label": `Live view of ${cameraName(view)}`, onclick: () => openLive(session, view) }, "Live"));
   if (view.cert && (info.role === "owner" || info.role === "admin")) {
     actions.append(
       h("button", {

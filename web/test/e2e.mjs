@@ -185,6 +185,48 @@ async function cameraIdsOnPage(page) {
   return page.$$eval("#event-list article.card", (cards) => [...new Set(cards.map((c) => c.dataset.cameraId))]);
 }
 
+/** The page's bearer token, from the request that lists its cameras. */
+async function bearer(page) {
+  const [request] = await Promise.all([page.waitForRequest((r) => new URL(r.url()).pathname === "/v1/cameras"), page.click("#tab-cameras")]);
+  return request.headerValue("authorization");
+}
+
+/** Opens a camera's live view with `auth` and returns its first `n` frames (LiveFrame JSON). */
+async function liveFrames(auth, cameraId, n) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), WAIT);
+  try {
+    const response = await fetch(`${base}/v1/cameras/${cameraId}/live`, { headers: { Authorization: auth }, signal: controller.signal });
+    check(response.ok, `the live view opens (${response.status})`);
+    const decoder = new TextDecoder();
+    const frames = [];
+    let text = "";
+    for await (const chunk of response.body) {
+      text += decoder.decode(chunk, { stream: true });
+      let at;
+      while ((at = text.indexOf("\n\n")) >= 0) {
+        const message = text.slice(0, at);
+        text = text.slice(at + 2);
+        const data = /^data: ?(.*)$/m.exec(message);
+        if (/^event: ?segment$/m.test(message) && data) frames.push(JSON.parse(data[1]));
+      }
+      if (frames.length >= n) return frames.slice(0, n);
+    }
+    throw new Error("the live view ended early");
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+}
+
+/** Waits until the live panel shows a decoded frame and at least `n` frames were shown. */
+async function liveShows(page, n) {
+  await page.waitForFunction((n) => {
+    const img = document.querySelector("#live-frame");
+    return img && !img.hidden && img.complete && img.naturalWidth > 0 && parseInt(document.querySelector("#live-count").textContent, 10) >= n;
+  }, n);
+}
+
 async function shoot(page, name) {
   const size = page.viewportSize();
   await page.screenshot({ path: path.join(ARTIFACTS, `${size.width}x${size.height}-${name}.png`), fullPage: false });
@@ -514,6 +556,96 @@ try {
     check(kinds.length > 0 && kinds.length < 33 && kinds.every((k) => k === "person"), `only person events (${kinds})`);
     await alice.selectOption("#filter-kind", "");
     await alice.selectOption("#filter-camera", "");
+  });
+
+  await test("live view: frames verified and decrypted in the browser; others get 404; a lying stream is caught", async () => {
+    const gina = await newPage("gina");
+    await signUp(gina, "gina@example.org");
+    const garden = agent(await claimInBrowser(gina, "Garden"), "garden", 1000, 60);
+    garden.done.catch(() => {});
+    await gina.waitForSelector("#claim-state:has-text('Paired')");
+    const cameraId = await gina.$eval("#camera-list article", (a) => a.dataset.cameraId);
+
+    await gina.focus(`#camera-list article[data-camera-id="${cameraId}"] button.watch`);
+    await gina.keyboard.press("Enter");
+    await liveShows(gina, 2);
+    check(await gina.isVisible("#live-badge"), "the LIVE badge shows");
+    check(/^\d+\.\d s ago$/.test(await gina.textContent("#live-age")), "the frame's age shows");
+    check(await gina.isHidden("#live-warning"), "the camera's own frames verify");
+    const colours = await gina.$eval("#live-frame", (img) => {
+      const canvas = document.createElement("canvas");
+      canvas.width = img.naturalWidth;
+      canvas.height = img.naturalHeight;
+      const ctx = canvas.getContext("2d");
+      ctx.drawImage(img, 0, 0);
+      const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+      const seen = new Set();
+      for (let i = 0; i < data.length; i += 4 * 97) seen.add(`${data[i] >> 4},${data[i + 1] >> 4},${data[i + 2] >> 4}`);
+      return seen.size;
+    });
+    check(colours > 8, `a decoded live frame is not blank (${colours} colours)`);
+    await shoot(gina, "live");
+    const aborted = gina.waitForEvent("requestfailed", (r) => r.url().endsWith(`/v1/cameras/${cameraId}/live`));
+    await gina.keyboard.press("Escape");
+    await gina.waitForSelector("#live-view", { state: "detached" });
+    await aborted;
+
+    const aliceAuth = await bearer(alice);
+    check((await alice.$$(`[data-camera-id="${cameraId}"]`)).length === 0, "another household does not list the camera");
+    const answer = await alice.evaluate(async ([url, auth]) => {
+      const response = await fetch(url, { headers: { Authorization: auth } });
+      return { status: response.status, code: (await response.json()).code };
+    }, [`/v1/cameras/${cameraId}/live`, aliceAuth]);
+    check(answer.status === 404 && answer.code === "not_found", `another household's live view of the camera is 404 (${JSON.stringify(answer)})`);
+    const aliceCamera = await alice.$eval("#camera-list article:has-text('You own')", (a) => a.dataset.cameraId);
+
+    await gina.click("#tab-account");
+    await gina.check("#require-step-up");
+    await gina.waitForFunction(() => document.getElementById("live").textContent.includes("only after"));
+    const phone = await newPage("gina-phone", { width: 390, height: 844 });
+    await signIn(phone, "gina@example.org");
+    await phone.click("#tab-cameras");
+    await phone.click("#camera-list button.watch");
+    await phone.waitForSelector("#live-view #stepup-form");
+    await phone.fill("#stepup-password", PASSWORD);
+    await phone.click("#stepup-submit");
+    await liveShows(phone, 2);
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `no sideways scrolling in live view on a phone (${overflow}px)`);
+    await shoot(phone, "live");
+    await phone.click("#live-close");
+    await phone.context().close();
+    await gina.uncheck("#require-step-up");
+    await gina.waitForFunction(() => document.getElementById("live").textContent.includes("without"));
+
+    const [first, second] = await liveFrames(await bearer(gina), cameraId, 2);
+    const stream = (...frames) => frames.map((f) => `event: segment\ndata: ${JSON.stringify(f)}\n\n`).join("");
+    const lies = [
+      ["a replayed segment", [first, first], /replayed or out of order/],
+      ["a segment edited to name another camera", [first, { ...first, segment: { ...first.segment, body: first.segment.body.replace(cameraId, aliceCamera) } }], /signature does not verify/],
+      ["another segment's ciphertext", [first, { ...second, ciphertext: first.ciphertext }], /does not match the hash/],
+    ];
+    for (const [what, frames, reason] of lies) {
+      let served = 0;
+      await gina.route(`**/v1/cameras/${cameraId}/live`, (route) => {
+        served += 1;
+        if (served === 1) return route.fulfill({ status: 200, contentType: "text/event-stream", body: stream(...frames) });
+        return route.fulfill({ status: 404, contentType: "application/problem+json", body: JSON.stringify({ status: 404, code: "not_found", title: "Not found" }) });
+      });
+      await gina.click(`#camera-list article[data-camera-id="${cameraId}"] button.watch`);
+      await gina.waitForSelector("#live-warning:not([hidden])");
+      const warning = await gina.textContent("#live-warning");
+      check(warning.startsWith("A live segment did not verify: ") && reason.test(warning), `${what} is caught (${warning})`);
+      await liveShows(gina, 1);
+      check((await gina.textContent("#live-count")) === "1 frame", `${what} is not shown`);
+      if (what === lies[0][0]) await shoot(gina, "live-warning");
+      await gina.waitForSelector("#live-status:has-text('Live view ended')");
+      check(served === 2 && (await gina.textContent("#live-count")) === "1 frame", `after the stream ends it is retried once, then not again (${served})`);
+      await gina.click("#live-close");
+      await gina.unrouteAll({ behavior: "wait" });
+    }
+    await gina.context().close();
+    garden.child.kill("SIGTERM");
   });
 
   await test("log out everywhere ends the session", async () => {
