@@ -1,6 +1,7 @@
 //! `closedcircuit storm`: brings N cameras across M households online at once, has them
-//! upload events, while viewers of every household list and open events. The leak
-//! oracle checks every item a viewer receives; at the end every acknowledged event
+//! upload events and answer requests for live view, while viewers of every household
+//! list and open events and watch live. The leak oracle checks every item a viewer
+//! receives, live segments included; at the end every acknowledged event
 //! must be listed for its household. The outage that motivated this product is the
 //! scenario: the storm must make the service slower, never wrong.
 
@@ -9,6 +10,7 @@ mod camera;
 pub mod download;
 mod household;
 mod http;
+mod live;
 pub mod reconnect;
 mod stats;
 mod viewer;
@@ -96,6 +98,8 @@ pub struct Report {
     pub leak_details: Vec<String>,
     pub lost_events: u64,
     pub items_checked: u64,
+    /// Live segments among `items_checked`.
+    pub live_segments_checked: u64,
     pub responses_503: u64,
     pub responses_5xx: u64,
     /// Clients that moved to another node because theirs stopped answering.
@@ -132,6 +136,10 @@ impl Report {
             (
                 "items checked by the oracle",
                 self.items_checked.to_string(),
+            ),
+            (
+                "  of which live segments",
+                self.live_segments_checked.to_string(),
             ),
             ("leaks (must be 0)", self.leaks.to_string()),
             ("lost events (must be 0)", self.lost_events.to_string()),
@@ -291,8 +299,12 @@ pub async fn run(options: Options) -> Result<Report, StormError> {
                 }
             };
             index += 1;
-            let (http, household, counters) =
-                (http.pinned(index), household.clone(), counters.clone());
+            let (http, household, counters, stop) = (
+                http.pinned(index),
+                household.clone(),
+                counters.clone(),
+                stop.clone(),
+            );
             let events = options.events_per;
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
@@ -300,23 +312,32 @@ pub async fn run(options: Options) -> Result<Report, StormError> {
                 camera::connect(&http, camera, &counters).await?;
                 counters.connected.fetch_add(1, Ordering::Relaxed);
                 let connected_at = Instant::now();
+                let live = tokio::spawn(live::camera(
+                    http.clone(),
+                    household.clone(),
+                    n,
+                    counters.clone(),
+                    stop.clone(),
+                ));
                 let mut acked = Vec::with_capacity(events);
                 for _ in 0..events {
                     acked.push(camera::upload(&http, camera, &counters).await?);
                     counters.acked.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok::<_, StormError>((household.index, camera.camera_id, acked, connected_at))
+                Ok::<_, StormError>((household.index, camera.camera_id, acked, connected_at, live))
             }));
         }
     }
     let mut acked_by_camera = Vec::new();
     let mut last_connect = storm_start;
     let mut camera_errors = Vec::new();
+    let mut live_sides = Vec::new();
     for task in tasks {
         match task.await {
-            Ok(Ok((h, camera, acked, connected_at))) => {
+            Ok(Ok((h, camera, acked, connected_at, live))) => {
                 last_connect = last_connect.max(connected_at);
                 acked_by_camera.push((h, camera, acked));
+                live_sides.push(live);
             }
             Ok(Err(e)) => camera_errors.push(e.to_string()),
             Err(e) => camera_errors.push(e.to_string()),
@@ -330,6 +351,13 @@ pub async fn run(options: Options) -> Result<Report, StormError> {
         match viewer.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => viewer_errors.push(e.to_string()),
+            Err(e) => viewer_errors.push(e.to_string()),
+        }
+    }
+    for live in live_sides {
+        match live.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => viewer_errors.push(format!("camera live side: {e}")),
             Err(e) => viewer_errors.push(e.to_string()),
         }
     }
@@ -362,6 +390,7 @@ pub async fn run(options: Options) -> Result<Report, StormError> {
         leak_details: counters.leak_details(),
         lost_events: lost,
         items_checked: Counters::get(&counters.items_checked),
+        live_segments_checked: Counters::get(&counters.live_checked),
         responses_503: Counters::get(&counters.unavailable)
             + http.retried_503.load(Ordering::Relaxed),
         responses_5xx: Counters::get(&counters.server_errors),

@@ -12,6 +12,8 @@ pub struct Counters {
     pub server_errors: AtomicU64,
     pub leaks: AtomicU64,
     pub items_checked: AtomicU64,
+    /// Live segments that went through the oracle (also counted in `items_checked`).
+    pub live_checked: AtomicU64,
     leak_details: Mutex<Vec<String>>,
 }
 

@@ -1,6 +1,7 @@
 //! A simulated viewer with the leak oracle: every item it receives must belong to a
 //! camera of its own household, its manifest must verify against that camera's
 //! owner-signed certificate, and its thumbnail must decrypt to that camera's content.
+//! Now and then it also opens live view of one of its cameras (see [`crate::live`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +18,9 @@ use crate::household::Household;
 use crate::http::Http;
 use crate::stats::{Counters, Latencies};
 use crate::StormError;
+
+/// Share of a viewer's rounds that also open live view of one of its cameras.
+const LIVE_SHARE: f64 = 0.2;
 
 /// Viewer loop: list cameras, list events, open the newest, until `stop`.
 pub async fn watch(
@@ -94,6 +98,12 @@ async fn round(
                 continue;
             }
             check_event(http, token, household, camera, event, keys, counters).await?;
+        }
+    }
+    if rand::random::<f64>() < LIVE_SHARE {
+        if let Some(camera) = cameras.get(rand::random::<usize>() % cameras.len().max(1)) {
+            let key = content_key(http, token, household, camera.camera_id, keys).await?;
+            crate::live::watch(http, token, household, camera, key, counters).await?;
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! The storm in the test suite: at least 2,000 simulated cameras across 500 households
 //! reconnect at once, with the normal membership cache and with one that lies. The
-//! oracle runs in full; only counts are scaled, never checks.
+//! oracle runs in full, live view included; only counts are scaled, never checks.
 
 use std::time::Duration;
 
@@ -36,6 +36,10 @@ async fn storm(lying_cache: bool) -> Result<(), cc_storm::StormError> {
         report.viewer_errors
     );
     assert!(report.items_checked > 0, "the oracle checked nothing");
+    assert!(
+        report.live_segments_checked > 0,
+        "no live segment reached the oracle"
+    );
     assert!(report.passed());
     Ok(())
 }
