@@ -12,6 +12,7 @@ export class ApiError extends Error {
 export class Api {
   constructor() {
     this.token = null;
+    this.onEnded = null;
   }
 
   headers(extra = {}) {
@@ -20,7 +21,15 @@ export class Api {
     return h;
   }
 
+  /** The ApiError of a failed response; `onEnded()` when the server no longer knows `token`. */
+  async failed(response, token) {
+    const e = await failure(response);
+    if (e.code === "unauthenticated" && token && token === this.token) this.onEnded?.();
+    return e;
+  }
+
   async send(method, path, { body, query, raw } = {}) {
+    const token = this.token;
     let url = path;
     if (query) {
       const params = new URLSearchParams();
@@ -36,7 +45,7 @@ export class Api {
     } catch {
       throw new ApiError(0, { code: "network", title: "The server cannot be reached" });
     }
-    if (!response.ok) throw await failure(response);
+    if (!response.ok) throw await this.failed(response, token);
     if (raw) return new Uint8Array(await response.arrayBuffer());
     if (response.status === 204) return null;
     const type = response.headers.get("content-type") || "";
@@ -56,6 +65,7 @@ export class Api {
    * ends or `signal` aborts. Errors before it opens are ApiErrors, as for `send`.
    */
   async stream(path, signal, onOpen, dispatch) {
+    const token = this.token;
     let response;
     try {
       response = await fetch(path, { headers: this.headers({ Accept: "text/event-stream" }), signal, cache: "no-store" });
@@ -63,14 +73,14 @@ export class Api {
       if (signal.aborted) throw e;
       throw new ApiError(0, { code: "network", title: "The server cannot be reached" });
     }
-    if (!response.ok || !response.body) throw await failure(response);
+    if (!response.ok || !response.body) throw await this.failed(response, token);
     onOpen();
     await readSse(response.body, dispatch);
   }
 
   /**
    * Follows `/v1/events/stream`. Calls `onEvent(info)` per event; reconnects with backoff
-   * until `stop()` is called. `onState(text)` reports the connection.
+   * until `stop()` is called or the session ends. `onState(text)` reports the connection.
    */
   follow(onEvent, onState) {
     let stopped = false;
@@ -101,10 +111,7 @@ export class Api {
           );
         } catch (e) {
           if (stopped) return;
-          if (e.status === 401) {
-            onState("ended");
-            return;
-          }
+          if (e.status === 401) return;
         }
         if (stopped) return;
         onState("reconnecting");

@@ -7,7 +7,7 @@ import * as c from "./crypto.js";
 
 const CLIENT_NAME = "closedcircuit web";
 
-/** Who is logged in: the token lives in `api`, the unwrapped keys only in memory. */
+/** Who is logged in: the token lives in `api`, the unwrapped keys in memory (see `remember`). */
 export class Session {
   constructor(api, login, keys, email) {
     this.api = api;
@@ -70,6 +70,53 @@ function pin(session, camera, ownerKey) {
   }
 }
 
+const SAVED = "cc.session";
+
+/**
+ * Keeps what a reload of this tab needs to resume the session in its sessionStorage, which
+ * the tab's closing erases: the token, who we are and the unwrapped keys, never the password.
+ */
+function remember(session) {
+  const saved = { token: session.api.token, user_id: session.userId, email: session.email, keys: c.exportUserKeys(session.keys) };
+  sessionStorage.setItem(SAVED, JSON.stringify(saved));
+}
+
+export function forget() {
+  sessionStorage.removeItem(SAVED);
+}
+
+/**
+ * The session this tab kept, once `/v1/me` confirms it; null when there is none. An
+ * `unauthenticated` ApiError means the server has ended it.
+ */
+export async function resume(api) {
+  let saved, keys;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(SAVED));
+    keys = await c.importUserKeys(saved?.keys);
+  } catch {
+    keys = null;
+  }
+  if (!keys || typeof saved.token !== "string") {
+    forget();
+    return null;
+  }
+  api.token = saved.token;
+  return confirm(new Session(api, saved, keys, saved.email));
+}
+
+/** Checks the server's record of us against our keys, and takes the email and session from it. */
+async function confirm(session) {
+  const me = await session.api.get("/v1/me");
+  if (me.signing_key !== session.signingKeyB64 || me.age_recipient !== session.keys.recipient || me.user_id !== session.userId) {
+    session.api.token = null;
+    throw new Error("the server's record of your public keys differs from your keys");
+  }
+  session.email = me.email;
+  session.sessionId = me.session_id;
+  return session;
+}
+
 export async function signup(api, email, password) {
   const salt = c.randomBytes(16);
   const kdf = c.DEFAULT_KDF;
@@ -89,7 +136,10 @@ export async function signup(api, email, password) {
   return c.displayRecoveryKey(recovery);
 }
 
-/** Logs in; a `second_factor_required` ApiError asks the caller for a TOTP code. */
+/**
+ * Logs in and keeps the session for this tab's reloads; a `second_factor_required` ApiError
+ * asks the caller for a TOTP code.
+ */
 export async function login(api, email, password, totp) {
   email = email.trim();
   const pre = await api.post("/v1/accounts/prelogin", { email });
@@ -99,13 +149,8 @@ export async function login(api, email, password, totp) {
   const answer = await api.post("/v1/sessions", body);
   const keys = await c.unwrapUserKeys(c.unb64(answer.wrapped_keys), derived.kek);
   api.token = answer.token;
-  const session = new Session(api, answer, keys, email);
-  const me = await api.get("/v1/me");
-  if (me.signing_key !== session.signingKeyB64 || me.age_recipient !== keys.recipient || me.user_id !== answer.user_id) {
-    api.token = null;
-    throw new Error("the server's record of your public keys differs from your keys");
-  }
-  session.email = me.email;
+  const session = await confirm(new Session(api, answer, keys, email));
+  remember(session);
   return session;
 }
 

@@ -109,9 +109,23 @@ async function userKeys(ageIdentity, signingSeed) {
   };
 }
 
+/** The secret half of a user's keys, `{age_identity, signing_seed}`, as wrapping seals it. */
+export function exportUserKeys(keys) {
+  return { age_identity: keys.ageIdentity, signing_seed: b64(keys.signingSeed) };
+}
+
+/** A user's keys from `exportUserKeys`'s shape; the public halves are derived again. */
+export async function importUserKeys(parts) {
+  const seed = typeof parts?.signing_seed === "string" ? unb64(parts.signing_seed) : null;
+  if (seed?.length !== 32 || typeof parts.age_identity !== "string") {
+    throw new Error("stored key material is malformed");
+  }
+  return userKeys(parts.age_identity.trim(), seed);
+}
+
 /** `nonce(24) || XChaCha20-Poly1305(JSON {age_identity, signing_seed})`, as `UserKeys::wrap`. */
 export function wrapUserKeys(keys, key) {
-  const body = JSON.stringify({ age_identity: keys.ageIdentity, signing_seed: b64(keys.signingSeed) });
+  const body = JSON.stringify(exportUserKeys(keys));
   const nonce = randomBytes(24);
   const sealed = xchacha20poly1305(key, nonce, WRAP_AAD).encrypt(text(body));
   const out = new Uint8Array(24 + sealed.length);
@@ -128,12 +142,7 @@ export async function unwrapUserKeys(wrapped, key) {
   } catch {
     throw new Error("wrong password");
   }
-  const parsed = JSON.parse(untext(plain));
-  const seed = unb64(parsed.signing_seed);
-  if (seed.length !== 32 || typeof parsed.age_identity !== "string") {
-    throw new Error("stored key material is malformed");
-  }
-  return userKeys(parsed.age_identity.trim(), seed);
+  return importUserKeys(JSON.parse(untext(plain)));
 }
 
 /** Decrypts an age file with an identity string; throws when it is not for us. */

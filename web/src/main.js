@@ -1,5 +1,6 @@
 // The Closed Circuit web app: sign-in, cameras, the Events tab, sharing and the account.
-// Keys live only in this tab's memory; reloading the page means signing in again.
+// Keys live in this tab: in memory and, so that a reload resumes, in its sessionStorage
+// until the tab closes or the session ends.
 
 import qrcode from "qrcode-generator";
 import { Api, ApiError } from "./api.js";
@@ -28,6 +29,12 @@ const TABS = [
 ];
 
 const KINDS = ["motion", "person", "sound"];
+
+const SESSION_ENDED = "Your session ended; sign in again.";
+
+api.onEnded = () => {
+  if (app.session) signedOut(SESSION_ENDED);
+};
 
 function errorText(e) {
   if (e instanceof ApiError && e.code === "invalid_credentials") return "Wrong email or password.";
@@ -70,6 +77,7 @@ function showAuth(message) {
     "form",
     { class: "panel", id: "login-form", "aria-labelledby": "login-title" },
     h("h2", { id: "login-title" }, "Sign in"),
+    h("p", { class: "muted", id: "login-note" }, "This tab stays signed in until you close it or log out."),
     field("Email", { id: "login-email", type: "email", autocomplete: "username", required: true }),
     field("Password", { id: "login-password", type: "password", autocomplete: "current-password", required: true }),
     totpRow,
@@ -156,7 +164,45 @@ async function enter(session) {
   show(app.tab);
 }
 
+/** Resumes the session this tab kept, if the server still knows it; else the sign-in form. */
+async function start() {
+  let session;
+  try {
+    session = await client.resume(api);
+  } catch (e) {
+    if (e instanceof ApiError && e.code !== "unauthenticated") return showRetry(e);
+    return signedOut(e instanceof ApiError ? SESSION_ENDED : errorText(e));
+  }
+  if (!session) return showAuth();
+  try {
+    await enter(session);
+  } catch (e) {
+    if (app.session) showRetry(e);
+  }
+}
+
+/** The server could not confirm the kept session just now: it stays kept for another try. */
+function showRetry(e) {
+  app.session = null;
+  nav.hidden = true;
+  fill(nav);
+  const again = h("button", { type: "button", class: "primary", id: "resume-retry" }, "Try again");
+  again.addEventListener("click", busy(again, start));
+  fill(
+    main,
+    h(
+      "section",
+      { class: "panel auth" },
+      h("p", { role: "alert" }, errorText(e)),
+      h("div", { class: "row" }, again, h("button", { type: "button", onclick: () => signedOut() }, "Sign in again")),
+    ),
+  );
+  again.focus();
+}
+
 function signedOut(message) {
+  client.forget();
+  for (const dialog of document.querySelectorAll("dialog")) dialog.close();
   app.follower?.stop();
   app.follower = null;
   app.session = null;
@@ -181,8 +227,7 @@ function show(tab) {
   const section = h("section", { "aria-labelledby": "view-title" });
   fill(main, section);
   views[tab](section).catch((e) => {
-    if (e instanceof ApiError && e.code === "unauthenticated") signedOut("Your session ended. Sign in again.");
-    else section.append(h("p", { class: "error", role: "alert" }, errorText(e)));
+    if (!(e instanceof ApiError && e.code === "unauthenticated")) section.append(h("p", { class: "error", role: "alert" }, errorText(e)));
   });
 }
 
@@ -212,7 +257,6 @@ function startLive() {
       app.liveState = state;
       const el = document.getElementById("live-state");
       if (el) el.textContent = liveLabel(state);
-      if (state === "ended") signedOut("Your session ended. Sign in again.");
     },
   );
 }
@@ -1080,4 +1124,4 @@ async function accountView(section) {
   );
 }
 
-showAuth();
+start();

@@ -397,6 +397,76 @@ try {
     await page.context().close();
   });
 
+  await test("a reload keeps the tab signed in until it logs out or the session ends; nothing outlives the tab", async () => {
+    const email = "henry@example.org";
+    const kept = (page) => page.evaluate(() => ({ session: sessionStorage.getItem("cc.session"), local: localStorage.length, cookie: document.cookie }));
+    const nothingElse = async (page, label) => {
+      const { local, cookie } = await kept(page);
+      const cookies = await page.context().cookies();
+      check(local === 0 && cookie === "" && cookies.length === 0, `${label}: no localStorage and no cookie (${local}, ${JSON.stringify(cookies)})`);
+    };
+    const signedIn = async (page, events) => {
+      await page.waitForSelector("#tab-events");
+      const shown = await verifiedEvents(page, events.length);
+      check(shown.sort().join() === events.sort().join(), "the same events after a reload");
+      check(await page.$eval("#event-list article.card.verified img", (img) => img.complete && img.naturalWidth > 0), "a thumbnail decrypts after a reload");
+    };
+    const signInForm = async (page, note) => {
+      await page.waitForSelector("#login-form");
+      check((await page.textContent("#auth-status")) === note, `the sign-in form says "${note}"`);
+      check((await kept(page)).session === null, "nothing is kept for the tab");
+    };
+
+    const page = await newPage("henry");
+    check((await page.textContent("#login-note")) === "This tab stays signed in until you close it or log out.", "the sign-in form says how long a tab stays signed in");
+    await signUp(page, email);
+    const camera = agent(await claimInBrowser(page, "Hall"), "hall", 2, 0.5);
+    await page.waitForSelector("#claim-state:has-text('Paired')");
+    await camera.done;
+    await page.click("#tab-events");
+    const events = await verifiedEvents(page, 2);
+    const saved = (await kept(page)).session;
+    check(saved && !saved.includes(PASSWORD), "the tab keeps its session, without the password");
+    await nothingElse(page, "signed in");
+
+    await page.reload();
+    await signedIn(page, events);
+    await page.click("#tab-account");
+    check((await page.textContent("#account-email")).trim() === email, "the account is the same after a reload");
+
+    await page.click("#logout");
+    await signInForm(page, "You are logged out.");
+    await page.reload();
+    await signInForm(page, "");
+
+    await signIn(page, email);
+    await page.reload();
+    await signedIn(page, events);
+
+    const laptop = await newPage("henry-laptop");
+    await signIn(laptop, email);
+    await laptop.click("#tab-account");
+    await laptop.waitForSelector("#sessions tbody tr");
+    for (let n; (n = (await laptop.$$("#sessions tbody button")).length) > 0; ) {
+      await laptop.click("#sessions tbody button >> nth=0");
+      await laptop.waitForFunction((n) => document.querySelectorAll("#sessions tbody button").length < n, n);
+    }
+    check((await kept(page)).session !== null, "the other tab still keeps its ended session");
+    await page.reload();
+    await signInForm(page, "Your session ended; sign in again.");
+    await nothingElse(page, "after the session ended");
+
+    await signIn(page, email);
+    await page.click("#tab-account");
+    await page.click("#logout-everywhere");
+    await signInForm(page, "You are logged out.");
+    await laptop.click("#tab-cameras");
+    await signInForm(laptop, "Your session ended; sign in again.");
+    await nothingElse(laptop, "the laptop after log out everywhere");
+    await page.context().close();
+    await laptop.context().close();
+  });
+
   await test("two households never see each other's items, also across a server restart; removing a camera", async () => {
     const homes = [];
     for (const who of ["dora", "erin"]) {
