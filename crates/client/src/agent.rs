@@ -449,17 +449,14 @@ impl Agent {
                 plaintext.len()
             )));
         }
-        let segment = LiveSegment {
-            v: LiveSegment::VERSION,
-            camera_id: self.camera_id,
-            epoch: self.epoch,
-            stream: stream.to_owned(),
+        let segment = LiveSegment::describe(
+            self.camera_id,
+            self.epoch,
+            stream,
             seq,
-            captured_at: now_millis(),
-            media_type: media_type.to_owned(),
-            sha256: sha256_hex(&ciphertext),
-            size: ciphertext.len() as u64,
-        };
+            media_type,
+            &ciphertext,
+        );
         Ok(LiveFrame {
             segment: SignedSegment::sign(&segment, &self.device),
             ciphertext: cc_core::b64::encode(&ciphertext),

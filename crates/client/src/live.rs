@@ -217,7 +217,6 @@ pub fn verify_frame(
 mod tests {
     use super::*;
     use cc_core::live::SignedSegment;
-    use cc_core::manifest::sha256_hex;
     use ed25519_dalek::SigningKey;
 
     fn frame(camera: CameraId, seq: u64, device: &SigningKey) -> LiveFrame {
@@ -225,17 +224,7 @@ mod tests {
             .recipient()
             .encrypt(b"frame")
             .unwrap_or_default();
-        let segment = LiveSegment {
-            v: LiveSegment::VERSION,
-            camera_id: camera,
-            epoch: 1,
-            stream: "s".into(),
-            seq,
-            captured_at: Utc::now(),
-            media_type: "image/bmp".into(),
-            sha256: sha256_hex(&ciphertext),
-            size: ciphertext.len() as u64,
-        };
+        let segment = LiveSegment::describe(camera, 1, "s", seq, "image/bmp", &ciphertext);
         LiveFrame {
             segment: SignedSegment::sign(&segment, device),
             ciphertext: cc_core::b64::encode(&ciphertext),

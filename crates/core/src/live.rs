@@ -69,6 +69,30 @@ impl LiveSegment {
     pub const MEDIA_TYPES: [&'static str; 4] =
         ["image/bmp", "image/jpeg", "image/png", "video/webm"];
 
+    /// The description of `ciphertext` as the `seq`-th segment of `stream`, captured now
+    /// (to the millisecond, the precision JSON round trips keep).
+    pub fn describe(
+        camera_id: CameraId,
+        epoch: u32,
+        stream: &str,
+        seq: u64,
+        media_type: &str,
+        ciphertext: &[u8],
+    ) -> Self {
+        let now = Utc::now();
+        Self {
+            v: Self::VERSION,
+            camera_id,
+            epoch,
+            stream: stream.to_owned(),
+            seq,
+            captured_at: DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now),
+            media_type: media_type.to_owned(),
+            sha256: sha256_hex(ciphertext),
+            size: ciphertext.len() as u64,
+        }
+    }
+
     /// Checks what any party can check without keys: the version, the camera, the media
     /// type, the ciphertext's hash and that it was captured close to `now`.
     pub fn check(
@@ -139,17 +163,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn segment(camera: CameraId, seq: u64, ciphertext: &[u8]) -> LiveSegment {
-        LiveSegment {
-            v: 1,
-            camera_id: camera,
-            epoch: 1,
-            stream: "a1".into(),
-            seq,
-            captured_at: Utc::now(),
-            media_type: "image/bmp".into(),
-            sha256: sha256_hex(ciphertext),
-            size: ciphertext.len() as u64,
-        }
+        LiveSegment::describe(camera, 1, "a1", seq, "image/bmp", ciphertext)
     }
 
     #[test]

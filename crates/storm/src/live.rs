@@ -11,7 +11,6 @@ use std::time::Duration;
 use cc_core::api::{CameraInfo, LiveAck, LiveFrame};
 use cc_core::envelope::Identity;
 use cc_core::live::{LiveCheck, LiveSegment, SignedSegment};
-use cc_core::manifest::sha256_hex;
 use cc_core::CameraId;
 use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
@@ -128,17 +127,7 @@ async fn send(
         .recipient()
         .encrypt(&plaintext(camera.camera_id, seq))
         .map_err(crypto)?;
-    let segment = LiveSegment {
-        v: LiveSegment::VERSION,
-        camera_id: camera.camera_id,
-        epoch: 1,
-        stream: stream.to_owned(),
-        seq,
-        captured_at: chrono::Utc::now(),
-        media_type: "image/bmp".into(),
-        sha256: sha256_hex(&ciphertext),
-        size: ciphertext.len() as u64,
-    };
+    let segment = LiveSegment::describe(camera.camera_id, 1, stream, seq, "image/bmp", &ciphertext);
     let frame = LiveFrame {
         segment: SignedSegment::sign(&segment, &camera.device),
         ciphertext: cc_core::b64::encode(&ciphertext),

@@ -124,16 +124,7 @@ async fn breach_report_lists_exactly_the_accesses_of_non_members() -> TestResult
             .status,
         StatusCode::OK
     );
-    let friend_id = server.lookup(&owner, "r-friend@example.com").await?;
-    let revoked = server
-        .send(
-            Method::DELETE,
-            &format!("/v1/cameras/{cam}/shares/{friend_id}"),
-            Some(&owner.token),
-            None,
-        )
-        .await?;
-    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    server.revoke(&owner, cam, "r-friend@example.com").await?;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
 
     // Staged failures: reads the door would have refused, as a lying cache might allow.

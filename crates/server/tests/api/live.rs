@@ -286,16 +286,7 @@ async fn a_revocation_ends_live_view_at_the_next_segment() -> TestResult {
     assert_eq!(next_frame(&mut friend_view).await?.segment, first.segment);
     assert_eq!(next_frame(&mut family_view).await?.segment, first.segment);
 
-    let friend_id = server.lookup(&owner, "rev-friend@example.com").await?;
-    let revoked = server
-        .send(
-            Method::DELETE,
-            &format!("/v1/cameras/{cam}/shares/{friend_id}"),
-            Some(&owner.token),
-            None,
-        )
-        .await?;
-    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    server.revoke(&owner, cam, "rev-friend@example.com").await?;
 
     // The next segment reaches the family, and ends the friend's stream instead.
     let second = live_frame(&camera, "s", 2, b"after revoke")?;

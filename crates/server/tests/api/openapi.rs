@@ -38,6 +38,8 @@ async fn openapi_describes_every_route() -> TestResult {
         ("post", "/v1/device/connect"),
         ("put", "/v1/device/events/{event_id}"),
         ("get", "/v1/device/stream"),
+        ("post", "/v1/device/live"),
+        ("get", "/v1/cameras/{camera_id}/live"),
         ("put", "/v1/cameras/{camera_id}/retention"),
         ("get", "/v1/sessions"),
         ("delete", "/v1/sessions/{session_id}"),

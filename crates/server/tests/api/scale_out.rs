@@ -52,16 +52,7 @@ async fn a_viewer_on_node_b_watches_a_camera_connected_to_node_a() -> TestResult
     );
 
     // Revoked on A: the friend's live view on B ends at the next segment, without it.
-    let friend_id = a.lookup(&owner, "relay-friend@example.com").await?;
-    let revoked = a
-        .send(
-            Method::DELETE,
-            &format!("/v1/cameras/{cam}/shares/{friend_id}"),
-            Some(&owner.token),
-            None,
-        )
-        .await?;
-    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    a.revoke(&owner, cam, "relay-friend@example.com").await?;
     let after = live_frame(&camera, "relay", 2, b"after")?;
     a.send(
         Method::POST,

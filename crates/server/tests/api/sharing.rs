@@ -35,16 +35,7 @@ async fn revoke_then_rotate_locks_out_the_removed_member_only() -> TestResult {
     assert_eq!(key.decrypt(&clip.body)?, b"clip-before");
 
     // Revoke: at once, every route is 404 for the friend.
-    let friend_id = server.lookup(&owner, "friend@example.com").await?;
-    let revoked = server
-        .send(
-            Method::DELETE,
-            &format!("/v1/cameras/{cam}/shares/{friend_id}"),
-            Some(&owner.token),
-            None,
-        )
-        .await?;
-    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    server.revoke(&owner, cam, "friend@example.com").await?;
     for route in [
         format!("/v1/cameras/{cam}"),
         format!("/v1/cameras/{cam}/events"),

@@ -756,6 +756,23 @@ pub async fn start_s3() -> TestResult<S3Server> {
     })
 }
 
+impl TestServer {
+    /// The owner (or an admin) removes `member` from `camera`; access ends at once.
+    pub async fn revoke(&self, by: &User, camera: CameraId, member: &str) -> TestResult {
+        let member = self.lookup(by, member).await?;
+        let sent = self
+            .send(
+                Method::DELETE,
+                &format!("/v1/cameras/{camera}/shares/{member}"),
+                Some(&by.token),
+                None,
+            )
+            .await?;
+        assert_eq!(sent.status, StatusCode::NO_CONTENT);
+        Ok(())
+    }
+}
+
 /// Reads an SSE response until `needle` shows up.
 pub async fn read_until(stream: &mut reqwest::Response, needle: &str) -> TestResult<String> {
     let mut text = String::new();
@@ -785,17 +802,14 @@ impl TestServer {
 pub fn live_frame(camera: &Camera, stream: &str, seq: u64, plain: &[u8]) -> TestResult<LiveFrame> {
     use cc_core::live::{LiveSegment, SignedSegment};
     let ciphertext = camera.content.recipient().encrypt(plain)?;
-    let segment = LiveSegment {
-        v: LiveSegment::VERSION,
-        camera_id: camera.camera_id,
-        epoch: camera.epoch,
-        stream: stream.to_owned(),
+    let segment = LiveSegment::describe(
+        camera.camera_id,
+        camera.epoch,
+        stream,
         seq,
-        captured_at: chrono::Utc::now(),
-        media_type: "image/bmp".into(),
-        sha256: sha256_hex(&ciphertext),
-        size: ciphertext.len() as u64,
-    };
+        "image/bmp",
+        &ciphertext,
+    );
     Ok(LiveFrame {
         segment: SignedSegment::sign(&segment, &camera.device),
         ciphertext: cc_core::b64::encode(&ciphertext),
