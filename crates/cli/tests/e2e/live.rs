@@ -70,3 +70,74 @@ fn a_running_camera_streams_live_to_its_owner_only() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn a_revocation_rotates_the_running_cameras_live_key_and_ends_the_members_view() -> TestResult {
+    let root = tempfile::tempdir()?;
+    let server = Server::start(root.path())?;
+    let alice = User::signup(root.path(), &server, "alice@example.com")?;
+    let bob = User::signup(root.path(), &server, "bob@example.com")?;
+    let cam_dir = root.path().join("porch");
+    let (camera, _) = alice.pair_camera("Porch", &cam_dir, 1)?;
+    alice.ok(&[
+        "share", "invite", "--camera", &camera, "--email", &bob.email, "--role", "viewer",
+    ])?;
+    bob.ok(&["share", "accept", "--camera", &camera])?;
+
+    let agent_log = root.path().join("agent.log");
+    let mut agent = alice
+        .command(&[
+            "camera",
+            "agent",
+            "--state-dir",
+            &cam_dir.to_string_lossy(),
+            "--events",
+            "100",
+            "--interval",
+            "3600",
+        ])
+        .stdout(std::fs::File::create(&agent_log)?)
+        .stderr(Stdio::null())
+        .spawn()?;
+    let watch = |user: &User, out: &str| {
+        user.run(&[
+            "camera",
+            "live",
+            &camera,
+            "--frames",
+            "2",
+            "--out",
+            &root.path().join(out).to_string_lossy(),
+        ])
+    };
+    let before = watch(&bob, "bob-before");
+    let revoked = alice.run(&[
+        "share", "revoke", "--camera", &camera, "--email", &bob.email,
+    ]);
+    let after = watch(&bob, "bob-after");
+    let owner = watch(&alice, "alice-after");
+    agent.kill()?;
+    agent.wait()?;
+
+    let (before, revoked, after, owner) = (before?, revoked?, after?, owner?);
+    assert!(
+        before.status.success(),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    assert!(!after.status.success());
+    assert!(String::from_utf8_lossy(&after.stderr).contains("not_found"));
+    assert!(
+        owner.status.success(),
+        "{}",
+        String::from_utf8_lossy(&owner.stderr)
+    );
+    let log = std::fs::read_to_string(&agent_log)?;
+    assert!(log.contains("live view now uses epoch 2"), "{log}");
+    Ok(())
+}
