@@ -37,6 +37,10 @@ pub enum ApiError {
     /// wrong, so the caller is told to come back.
     #[error("busy")]
     Busy,
+    /// The blob store did not answer or failed (an S3 outage, a timeout): transient, so
+    /// the caller is told to come back rather than given a 500.
+    #[error("blob store unavailable")]
+    StorageUnavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -104,6 +108,11 @@ impl ApiError {
                 "overloaded",
                 "Busy; retry later",
             ),
+            ApiError::StorageUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "Storage is not answering; retry later",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -138,6 +147,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(%message, "internal error");
                 None
             }
+            ApiError::StorageUnavailable(message) => {
+                tracing::warn!(%message, "blob store failed; asking the client to retry");
+                None
+            }
             ApiError::Conflict(d) => Some((*d).to_owned()),
             ApiError::Bad { detail, .. } => Some(detail.clone()),
             _ => None,
@@ -145,7 +158,7 @@ impl IntoResponse for ApiError {
         let mut response = problem(status, code, title, detail);
         let retry_after = match self {
             ApiError::TooManyAttempts { retry_after_secs } => Some(retry_after_secs),
-            ApiError::Busy => Some(rand::random::<u64>() % 3 + 1),
+            ApiError::Busy | ApiError::StorageUnavailable(_) => Some(rand::random::<u64>() % 3 + 1),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -183,18 +196,22 @@ impl From<StoreError> for ApiError {
                 ApiError::Busy
             }
             StoreError::Db(e) => ApiError::Internal(format!("database: {e}")),
-            StoreError::Blob(e) => ApiError::Internal(format!("blob store: {e}")),
+            StoreError::Blob(e) => ApiError::StorageUnavailable(format!("blob store: {e}")),
             StoreError::Corrupt(e) => ApiError::Internal(format!("corrupt data: {e}")),
         }
     }
 }
 
-/// Pool timeouts and SQLite's busy/locked codes mean load, not a fault.
+/// Pool timeouts, SQLite's busy/locked codes and PostgreSQL's deadlock and serialization
+/// failures mean load, not a fault: the transaction was rolled back and a retry is safe.
 fn is_contention(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::PoolTimedOut => true,
         sqlx::Error::Database(db) => {
-            matches!(db.code().as_deref(), Some("5" | "6" | "517" | "261"))
+            matches!(
+                db.code().as_deref(),
+                Some("5" | "6" | "517" | "261" | "40P01" | "40001")
+            )
         }
         _ => false,
     }

@@ -6,6 +6,11 @@
 //! before. A writer that fails is rolled back to its savepoint without affecting the
 //! others; a failed commit fails every writer of that batch, and nothing is answered
 //! before the commit returns.
+//!
+//! Several nodes commit into one PostgreSQL database at once, so every batch takes its
+//! row locks in one global order (the access-log head first, then cameras by ID, the
+//! order the presence flush uses too): batches on different nodes wait for each other
+//! instead of deadlocking.
 
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -83,7 +88,16 @@ async fn run(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-async fn commit_batch(pool: &AnyPool, batch: Vec<Job>) {
+/// Where a job takes its locks in the global order: the access-log head, then its camera.
+fn lock_order(job: &Job) -> (u8, &str) {
+    match job {
+        Job::Access(..) => (0, ""),
+        Job::Event(record, _) => (1, &record.camera),
+    }
+}
+
+async fn commit_batch(pool: &AnyPool, mut batch: Vec<Job>) {
+    batch.sort_by(|a, b| lock_order(a).cmp(&lock_order(b)));
     let mut tx = match pool.begin().await {
         Ok(tx) => tx,
         Err(e) => {

@@ -34,7 +34,7 @@ pub struct MediaLocation {
 
 /// An event row as the group commit writes it.
 pub(crate) struct EventRecord {
-    camera: String,
+    pub(crate) camera: String,
     event: String,
     kind: &'static str,
     started_at: i64,

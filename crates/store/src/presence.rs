@@ -99,10 +99,12 @@ impl Store {
 
     /// Writes this node's presence to the database in one transaction.
     pub async fn flush_presence(&self) -> Result<usize> {
-        let seen = self.presence.drain();
+        let mut seen = self.presence.drain();
         if seen.is_empty() {
             return Ok(0);
         }
+        // Cameras in ID order, the lock order every writer keeps (see `commit`).
+        seen.sort_by_cached_key(|(camera, _)| camera.to_string());
         let mut tx = self.pool.begin().await?;
         for (camera, at) in &seen {
             sqlx::query(

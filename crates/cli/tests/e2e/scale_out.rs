@@ -122,8 +122,8 @@ fn a_service_it_cannot_use_is_refused_at_start_with_what_it_expected() -> TestRe
     Ok(())
 }
 
-/// Three nodes on shared PostgreSQL, blobs, Redis and NATS; the storm spread over them;
-/// one node killed in the middle. Its cameras and viewers move to the others, and
+/// Three nodes on shared PostgreSQL, an S3-compatible bucket, Redis and NATS; the storm
+/// (live view included) spread over them; one node killed in the middle. Its cameras and viewers move to the others, and
 /// nothing leaks or goes missing.
 #[test]
 fn three_nodes_survive_losing_one_mid_storm() -> TestResult {
@@ -139,19 +139,17 @@ fn three_nodes_survive_losing_one_mid_storm() -> TestResult {
 
 fn storm_over_three_nodes(runtime: &tokio::runtime::Runtime, postgres: &str) -> TestResult {
     let root = tempfile::tempdir()?;
-    let shared_blobs = root.path().join("shared-blobs");
-    std::fs::create_dir_all(&shared_blobs)?;
-    let blobs = format!("file://{}", shared_blobs.canonicalize()?.display());
-    let flags = [
+    let s3 = S3Server::start()?;
+    let mut flags = vec![
         "--metadata-url",
         postgres,
-        "--blobs-url",
-        &blobs,
         "--cache-url",
         "redis://127.0.0.1:6379",
         "--fanout-url",
         "nats://127.0.0.1:4222",
     ];
+    let s3_flags = s3.flags();
+    flags.extend(s3_flags.iter().map(String::as_str));
     let mut nodes = Vec::new();
     for n in 0..3 {
         nodes.push(Server::start_with(
@@ -182,7 +180,9 @@ fn storm_over_three_nodes(runtime: &tokio::runtime::Runtime, postgres: &str) -> 
     assert_eq!(report.lost_events, 0);
     assert_eq!(report.connected, 300);
     assert_eq!(report.events_acked, 900);
-    assert_eq!(report.responses_5xx, 0);
+    let log = std::fs::read_to_string(&nodes[0].log).unwrap_or_default();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(report.responses_5xx, 0, "{errors:#?}");
     assert!(
         report.viewer_errors.is_empty(),
         "{:?}",

@@ -127,11 +127,11 @@ async fn upload_event(
     blobs
         .put_file(&received.thumb_key, &received.thumb)
         .await
-        .map_err(internal)?;
+        .map_err(storage_failed)?;
     blobs
         .put_file(&received.clip_key, &received.clip)
         .await
-        .map_err(internal)?;
+        .map_err(storage_failed)?;
     let inserted = state
         .store
         .insert_event(&device, &received.manifest, &received.signed)
@@ -247,8 +247,8 @@ async fn config_event(state: &AppState, device: &Device) -> Result<Event, ApiErr
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-fn internal(e: std::io::Error) -> ApiError {
-    ApiError::Internal(format!("storing upload: {e}"))
+fn storage_failed(e: std::io::Error) -> ApiError {
+    ApiError::StorageUnavailable(format!("storing upload: {e}"))
 }
 
 fn ack(event_id: EventId, inserted: Inserted) -> (StatusCode, Json<UploadAck>) {

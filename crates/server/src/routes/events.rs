@@ -130,7 +130,7 @@ async fn media(
         .blobs()
         .get_range(&key, part.clone())
         .await
-        .map_err(|e| ApiError::Internal(format!("reading {}: {e}", key.as_str())))?;
+        .map_err(|e| ApiError::StorageUnavailable(format!("reading {}: {e}", key.as_str())))?;
     let mut response = (status, bytes).into_response();
     let h = response.headers_mut();
     h.insert(
