@@ -49,16 +49,18 @@ pub struct EventUpload {
 }
 
 impl Api {
-    /// Checks the URL once, so every later request can simply append a path. Only
-    /// `http://` is accepted: the client is built without TLS to keep it small, and
-    /// refusing `https://` here beats a confusing failure at the first request.
+    /// Checks the URL once, so every later request can simply append a path.
+    /// `https://` is verified against the system's trust store (`SSL_CERT_FILE` adds
+    /// a private CA); plain `http://` suits a server on the same host or network.
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
         let trimmed = base.trim().trim_end_matches('/');
         let url =
             reqwest::Url::parse(trimmed).map_err(|_| ClientError::BadServerUrl(base.to_owned()))?;
-        if url.scheme() != "http" || url.host_str().is_none() {
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(ClientError::BadServerUrl(base.to_owned()));
         }
+        // rustls on ring, as for the object store; a provider installed earlier is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("closedcircuit/", env!("CARGO_PKG_VERSION")))
@@ -571,7 +573,7 @@ mod tests {
         );
         assert!(Api::new("127.0.0.1:8080", None).is_err());
         assert!(Api::new("ftp://example.org", None).is_err());
-        assert!(Api::new("https://example.org", None).is_err());
+        assert!(Api::new("https://example.org", None).is_ok());
         assert!(Api::new("not a url", None).is_err());
     }
 

@@ -27,9 +27,7 @@ pub enum ClientError {
     /// The server answered something that is not part of the API.
     #[error("unexpected answer from the server (HTTP {status}): {detail}")]
     Protocol { status: u16, detail: String },
-    #[error(
-        "the server URL {0:?} is not a valid http:// URL (this build speaks plain HTTP; reach an https:// server through a local TLS proxy)"
-    )]
+    #[error("the server URL {0:?} is not a valid https:// or http:// URL")]
     BadServerUrl(String),
     #[error("not logged in; run `closedcircuit account login --email EMAIL` first")]
     NotLoggedIn,
@@ -160,6 +158,11 @@ impl ClientError {
                 detail = format!("{detail}: {text}");
             }
             cause = inner.source();
+        }
+        if detail.contains("UnknownIssuer") {
+            detail.push_str(
+                " (a server with a private certificate authority: set SSL_CERT_FILE to its PEM file)",
+            );
         }
         ClientError::Network {
             url: url.to_owned(),

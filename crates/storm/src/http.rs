@@ -30,6 +30,21 @@ impl Reply {
         }
         serde_json::from_slice(&self.body).map_err(|e| StormError::Protocol(format!("{what}: {e}")))
     }
+
+    /// The machine-readable `code` of a problem answer.
+    pub fn code(&self) -> Option<String> {
+        serde_json::from_slice::<cc_core::api::Problem>(&self.body)
+            .ok()
+            .map(|p| p.code)
+    }
+}
+
+/// An HTTP client builder whose `https://` runs on rustls with ring, the one TLS stack
+/// the workspace builds.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    // A provider installed earlier (the blob store's, say) is kept.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }
 
 /// A client of one or more nodes behind one name. Each clone made with [`Http::pinned`]
@@ -56,7 +71,7 @@ impl Http {
         if nodes.is_empty() {
             return Err(StormError::Protocol("no server to talk to".into()));
         }
-        let client = reqwest::Client::builder()
+        let client = client_builder()
             .timeout(std::time::Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build()?;
@@ -107,16 +122,7 @@ impl Http {
     ) -> Result<Reply, StormError> {
         let mut attempt = 0;
         loop {
-            let mut request = self
-                .client
-                .request(method.clone(), format!("{}{path}", self.base()));
-            if let Some(t) = token {
-                request = request.bearer_auth(t);
-            }
-            if let Some(b) = body {
-                request = request.json(b);
-            }
-            let reply = match request.send().await {
+            let reply = match self.request(method.clone(), path, token, body).send().await {
                 Ok(response) => Self::reply(response).await?,
                 // The node went away: the next one answers the same question.
                 Err(e) if (e.is_connect() || e.is_request()) && attempt < MAX_RETRIES => {
@@ -134,6 +140,45 @@ impl Http {
             tokio::time::sleep(crate::camera::backoff(attempt, reply.retry_after)).await;
             attempt += 1;
         }
+    }
+
+    /// Sends a request once, for what is worthless when late (a live segment): a `503`
+    /// is the answer, and a node that does not answer is left for the next request.
+    pub async fn send_once<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&B>,
+    ) -> Result<Reply, StormError> {
+        match self.request(method, path, token, body).send().await {
+            Ok(response) => Self::reply(response).await,
+            Err(e) => {
+                if e.is_connect() || e.is_request() {
+                    self.fail_over();
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn request<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&B>,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base()));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        request
     }
 
     pub async fn reply(response: reqwest::Response) -> Result<Reply, StormError> {

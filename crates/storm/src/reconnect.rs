@@ -252,7 +252,7 @@ pub async fn reconnect(options: ReconnectOptions) -> Result<ReconnectReport, Sto
     let rss_before = own.as_ref().and_then(ServerProcess::rss_kib);
 
     // Streams are held, not read: no request timeout may cut them.
-    let streams_client = reqwest::Client::builder().build()?;
+    let streams_client = crate::http::client_builder().build()?;
     let counters = Arc::new(Counters::default());
     storming.store(true, Ordering::Relaxed);
     let started = Instant::now();

@@ -22,7 +22,9 @@ use cc_client::{ProfileDir, Session};
 /// Options every command accepts.
 #[derive(clap::Args)]
 pub struct Global {
-    /// Server URL [default: the one you logged in to, else http://127.0.0.1:8080]
+    /// Server URL, https://… (checked against the system's trusted certificates;
+    /// SSL_CERT_FILE names others) or http://… [default: the one you logged in to, else
+    /// http://127.0.0.1:8080]
     #[arg(long, global = true, env = "CLOSEDCIRCUIT_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// Where your login, keys and pending pairings are kept [default: the user config

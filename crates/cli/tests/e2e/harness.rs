@@ -173,6 +173,8 @@ pub struct User {
     pub profile: PathBuf,
     pub password: String,
     pub server: String,
+    /// Extra environment for every command (`SSL_CERT_FILE`, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl User {
@@ -182,6 +184,7 @@ impl User {
             profile: root.join(format!("profile-{email}")),
             password: format!("correct horse {email}"),
             server: server.url.clone(),
+            env: Vec::new(),
         }
     }
 
@@ -191,6 +194,7 @@ impl User {
             .env("CLOSEDCIRCUIT_SERVER", &self.server)
             .env("CLOSEDCIRCUIT_PROFILE", &self.profile)
             .env("CLOSEDCIRCUIT_PASSWORD", &self.password)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         cmd
     }

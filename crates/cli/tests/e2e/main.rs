@@ -6,6 +6,7 @@ mod harness;
 mod live;
 mod scale_out;
 mod sharing;
+mod tls;
 mod transfer;
 
 use std::io::Read;

@@ -30,6 +30,12 @@ pub struct TestServer {
     _postgres: PostgresGuard,
 }
 
+/// A plain HTTP client; the workspace's reqwest needs a TLS provider chosen first.
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// With `CC_TEST_METADATA=postgres` every test server keeps its metadata in a
 /// throw-away PostgreSQL database (dropped with the server) instead of SQLite.
 fn metadata_on_postgres() -> bool {
@@ -96,7 +102,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut cc_server::Config)) -> TestResul
         data_dir,
         metadata_url,
         _dir: dir,
-        http: reqwest::Client::new(),
+        http: http_client(),
         _postgres: PostgresGuard(postgres),
     })
 }
@@ -645,7 +651,7 @@ pub async fn start_nodes(count: usize, shared: Services) -> TestResult<Vec<TestS
             data_dir: data_dir.clone(),
             metadata_url: metadata_url.clone(),
             _dir: dir,
-            http: reqwest::Client::new(),
+            http: http_client(),
             // The last node, dropped last, drops the shared database.
             _postgres: PostgresGuard(if n + 1 == count {
                 postgres.take()
@@ -731,7 +737,7 @@ pub async fn start_s3() -> TestResult<S3Server> {
         })?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let bucket = "closedcircuit-test";
-    let http = reqwest::Client::new();
+    let http = http_client();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         match http.put(format!("{endpoint}/{bucket}")).send().await {
