@@ -100,6 +100,8 @@ pub struct Report {
     pub items_checked: u64,
     /// Live segments among `items_checked`.
     pub live_segments_checked: u64,
+    /// Live segments dropped because they were no longer live (a loaded machine).
+    pub live_segments_late: u64,
     pub responses_503: u64,
     pub responses_5xx: u64,
     /// Clients that moved to another node because theirs stopped answering.
@@ -140,6 +142,10 @@ impl Report {
             (
                 "  of which live segments",
                 self.live_segments_checked.to_string(),
+            ),
+            (
+                "live segments dropped as late",
+                self.live_segments_late.to_string(),
             ),
             ("leaks (must be 0)", self.leaks.to_string()),
             ("lost events (must be 0)", self.lost_events.to_string()),
@@ -391,6 +397,7 @@ pub async fn run(options: Options) -> Result<Report, StormError> {
         lost_events: lost,
         items_checked: Counters::get(&counters.items_checked),
         live_segments_checked: Counters::get(&counters.live_checked),
+        live_segments_late: Counters::get(&counters.live_late),
         responses_503: Counters::get(&counters.unavailable)
             + http.retried_503.load(Ordering::Relaxed),
         responses_5xx: Counters::get(&counters.server_errors),

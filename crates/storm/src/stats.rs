@@ -14,6 +14,9 @@ pub struct Counters {
     pub items_checked: AtomicU64,
     /// Live segments that went through the oracle (also counted in `items_checked`).
     pub live_checked: AtomicU64,
+    /// Live segments too old to be live: refused by the server, or relayed so late that
+    /// the viewer dropped them (still checked to be the viewer's own).
+    pub live_late: AtomicU64,
     leak_details: Mutex<Vec<String>>,
 }
 

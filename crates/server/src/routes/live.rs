@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
 use cc_core::api::{LiveAck, LiveFrame, Problem};
 use cc_core::envelope::looks_like_age;
-use cc_core::live::{LiveSegment, SignedSegment, MAX_SEGMENT_BYTES};
+use cc_core::live::{LiveError, LiveSegment, SignedSegment, MAX_SEGMENT_BYTES};
 use cc_core::CameraId;
 use cc_store::authz::{self, View};
 use futures_util::Stream;
@@ -138,7 +138,10 @@ async fn send_segment(
     }
     segment
         .check(device.camera(), &ciphertext, chrono::Utc::now())
-        .map_err(|e| ApiError::bad("segment_mismatch", e.to_string()))?;
+        .map_err(|e| match e {
+            LiveError::NotLive(_) => ApiError::bad("segment_not_live", e.to_string()),
+            _ => ApiError::bad("segment_mismatch", e.to_string()),
+        })?;
     let camera = device.camera();
     state.fanout.live(camera, frame).await;
     Ok(Json(LiveAck {

@@ -195,7 +195,7 @@ async fn hostile_segments_are_refused_with_a_code() -> TestResult {
                 &camera.device,
             ))?,
             StatusCode::BAD_REQUEST,
-            "segment_mismatch",
+            "segment_not_live",
         ),
         (
             "a hash that does not match",
