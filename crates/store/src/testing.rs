@@ -1,9 +1,14 @@
 //! What tests of the store and of the server share (feature `test-support`): throw-away
 //! PostgreSQL databases, so the same cases run against SQLite and PostgreSQL without
-//! sharing state between test runs, and sign-ups and key rotations made as an honest
-//! client makes them.
+//! sharing state between test runs, a local S3-compatible server, and sign-ups and key
+//! rotations made as an honest client makes them.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use cc_core::api::{MemberGrant, RotateRequest, SealedName, SignupRequest};
 use cc_core::certificate::{CameraCertificate, SignedCertificate};
@@ -16,6 +21,7 @@ use rand::Rng;
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions, Connection, Executor};
 
+use crate::blobs::S3Config;
 use crate::Result;
 
 /// The server tests create their databases on, unless `CC_TEST_POSTGRES_URL` names another
@@ -64,6 +70,81 @@ impl TempPostgres {
         admin.close().await?;
         Ok(())
     }
+}
+
+/// A local S3-compatible server (moto, which `scripts/setup` installs into
+/// `target/s3-server`, or the program `CC_S3_SERVER` names) on a free port, with one
+/// empty bucket; stopped when dropped.
+pub struct TempS3 {
+    child: Child,
+    pub config: S3Config,
+}
+
+impl TempS3 {
+    /// Starts the server and waits (up to 30 s) until it has created `bucket`.
+    pub fn start(bucket: &str) -> std::result::Result<Self, String> {
+        let program = std::env::var_os("CC_S3_SERVER").map_or_else(
+            || {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../target/s3-server/bin/moto_server")
+            },
+            PathBuf::from,
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {} (run ./scripts/setup): {e}",
+                    program.display()
+                )
+            })?;
+        let server = Self {
+            child,
+            config: S3Config {
+                endpoint: Some(format!("http://127.0.0.1:{port}")),
+                bucket: bucket.to_owned(),
+                prefix: String::new(),
+                region: Some("us-east-1".into()),
+                access_key_id: Some("test".into()),
+                secret_access_key: Some("test".into()),
+                allow_http: true,
+            },
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !create_bucket(port, bucket).unwrap_or(false) {
+            if Instant::now() > deadline {
+                return Err("the S3 server did not come up in 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for TempS3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `PUT /bucket`, which moto answers without credentials.
+fn create_bucket(port: u16, bucket: &str) -> std::io::Result<bool> {
+    let mut socket = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        socket,
+        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer)?;
+    Ok(answer.starts_with("HTTP/1.1 200"))
 }
 
 /// Fast parameters for tests; production clients use `KdfParams::default()`.

@@ -122,22 +122,26 @@ impl Http {
     ) -> Result<Reply, StormError> {
         let mut attempt = 0;
         loop {
-            let reply = match self.request(method.clone(), path, token, body).send().await {
-                Ok(response) => Self::reply(response).await?,
-                // The node went away: the next one answers the same question.
-                Err(e) if (e.is_connect() || e.is_request()) && attempt < MAX_RETRIES => {
-                    self.fail_over();
-                    tokio::time::sleep(crate::camera::backoff(attempt, None)).await;
-                    attempt += 1;
-                    continue;
+            let retry_after = match self.send_once(method.clone(), path, token, body).await {
+                Ok(reply)
+                    if reply.status != StatusCode::SERVICE_UNAVAILABLE
+                        || attempt >= MAX_RETRIES =>
+                {
+                    return Ok(reply)
                 }
-                Err(e) => return Err(e.into()),
+                Ok(reply) => {
+                    self.retried_503.fetch_add(1, Ordering::Relaxed);
+                    reply.retry_after
+                }
+                // The node went away: the next one answers the same question.
+                Err(StormError::Http(e))
+                    if (e.is_connect() || e.is_request()) && attempt < MAX_RETRIES =>
+                {
+                    None
+                }
+                Err(e) => return Err(e),
             };
-            if reply.status != StatusCode::SERVICE_UNAVAILABLE || attempt >= MAX_RETRIES {
-                return Ok(reply);
-            }
-            self.retried_503.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(crate::camera::backoff(attempt, reply.retry_after)).await;
+            tokio::time::sleep(crate::camera::backoff(attempt, retry_after)).await;
             attempt += 1;
         }
     }

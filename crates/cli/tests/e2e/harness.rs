@@ -85,85 +85,32 @@ impl Drop for Server {
     }
 }
 
-/// A local S3-compatible server (moto, installed into `target/s3-server` by
-/// `scripts/setup`) with one empty bucket, stopped when dropped.
-pub struct S3Server {
-    pub endpoint: String,
-    pub bucket: &'static str,
-    child: Child,
-}
+/// A local S3-compatible server with one empty bucket, stopped when dropped.
+pub struct S3Server(cc_store::testing::TempS3);
 
 impl S3Server {
     pub fn start() -> TestResult<Self> {
-        let program = std::env::var_os("CC_S3_SERVER").map_or_else(
-            || {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../target/s3-server/bin/moto_server")
-            },
-            PathBuf::from,
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {} (run ./scripts/setup): {e}",
-                    program.display()
-                )
-            })?;
-        let server = Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            bucket: "closedcircuit-e2e",
-            child,
-        };
-        let created = || -> std::io::Result<bool> {
-            use std::io::{Read, Write};
-            let mut socket = std::net::TcpStream::connect(("127.0.0.1", port))?;
-            write!(
-                socket,
-                "PUT /{} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                server.bucket
-            )?;
-            let mut answer = String::new();
-            socket.read_to_string(&mut answer)?;
-            Ok(answer.starts_with("HTTP/1.1 200"))
-        };
-        wait_until("the S3 server to create its bucket", || {
-            created().unwrap_or(false)
-        })?;
-        Ok(server)
+        Ok(Self(cc_store::testing::TempS3::start("closedcircuit-e2e")?))
     }
 
     /// `serve` flags that put blobs in this server's bucket.
     pub fn flags(&self) -> Vec<String> {
-        [
-            "--blobs-url",
-            &format!("s3://{}", self.bucket),
-            "--s3-endpoint",
-            &self.endpoint,
-            "--s3-allow-http",
-            "true",
-            "--s3-region",
-            "us-east-1",
-            "--s3-access-key-id",
-            "test",
-            "--s3-secret-access-key",
-            "test",
+        let config = &self.0.config;
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        vec![
+            "--blobs-url".into(),
+            format!("s3://{}", config.bucket),
+            "--s3-endpoint".into(),
+            text(&config.endpoint),
+            "--s3-allow-http".into(),
+            config.allow_http.to_string(),
+            "--s3-region".into(),
+            text(&config.region),
+            "--s3-access-key-id".into(),
+            text(&config.access_key_id),
+            "--s3-secret-access-key".into(),
+            text(&config.secret_access_key),
         ]
-        .map(str::to_owned)
-        .to_vec()
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -254,6 +201,21 @@ impl User {
         let agent = self.agent(state_dir, Some(&code), events)?;
         claim.wait()?;
         Ok(agent)
+    }
+
+    /// A camera agent that stays connected (one event an hour), for tests that need a
+    /// camera online; the caller spawns and stops it.
+    pub fn running_agent(&self, state_dir: &Path) -> Command {
+        self.command(&[
+            "camera",
+            "agent",
+            "--state-dir",
+            &state_dir.to_string_lossy(),
+            "--events",
+            "100",
+            "--interval",
+            "3600",
+        ])
     }
 
     /// Runs a camera agent to completion; returns its camera ID and acknowledged events.

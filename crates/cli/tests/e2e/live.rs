@@ -17,16 +17,7 @@ fn a_running_camera_streams_live_to_its_owner_only() -> TestResult {
 
     // The camera runs on, waiting for viewers.
     let mut agent = alice
-        .command(&[
-            "camera",
-            "agent",
-            "--state-dir",
-            &cam_dir.to_string_lossy(),
-            "--events",
-            "100",
-            "--interval",
-            "3600",
-        ])
+        .running_agent(&cam_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -86,16 +77,7 @@ fn a_revocation_rotates_the_running_cameras_live_key_and_ends_the_members_view()
 
     let agent_log = root.path().join("agent.log");
     let mut agent = alice
-        .command(&[
-            "camera",
-            "agent",
-            "--state-dir",
-            &cam_dir.to_string_lossy(),
-            "--events",
-            "100",
-            "--interval",
-            "3600",
-        ])
+        .running_agent(&cam_dir)
         .stdout(std::fs::File::create(&agent_log)?)
         .stderr(Stdio::null())
         .spawn()?;

@@ -707,59 +707,12 @@ impl Services {
     }
 }
 
-/// A local S3-compatible server (moto) with one empty bucket, stopped on drop.
-pub struct S3Server {
-    _child: tokio::process::Child,
-    pub config: cc_store::blobs::S3Config,
-}
-
-/// Starts the S3-compatible server that `scripts/setup` installs (or the one named by
-/// `CC_S3_SERVER`) on a free port and creates a bucket.
-pub async fn start_s3() -> TestResult<S3Server> {
-    let program = std::env::var_os("CC_S3_SERVER").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/s3-server/bin/moto_server"),
-        PathBuf::from,
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = tokio::process::Command::new(&program)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            format!(
-                "cannot start {} (run ./scripts/setup): {e}",
-                program.display()
-            )
-        })?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let bucket = "closedcircuit-test";
-    let http = http_client();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match http.put(format!("{endpoint}/{bucket}")).send().await {
-            Ok(r) if r.status().is_success() => break,
-            _ if std::time::Instant::now() > deadline => {
-                return Err("the S3 server did not come up".into())
-            }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
-        }
-    }
-    Ok(S3Server {
-        _child: child,
-        config: cc_store::blobs::S3Config {
-            endpoint: Some(endpoint),
-            bucket: bucket.into(),
-            prefix: String::new(),
-            region: Some("us-east-1".into()),
-            access_key_id: Some("test".into()),
-            secret_access_key: Some("test".into()),
-            allow_http: true,
-        },
-    })
+/// A local S3-compatible server with one empty bucket, stopped on drop.
+pub async fn start_s3() -> TestResult<cc_store::testing::TempS3> {
+    Ok(
+        tokio::task::spawn_blocking(|| cc_store::testing::TempS3::start("closedcircuit-test"))
+            .await??,
+    )
 }
 
 impl TestServer {
