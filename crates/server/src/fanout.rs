@@ -19,6 +19,7 @@ use cc_core::{CameraId, EventId};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
 
 /// Bounded: a slow stream subscriber loses notices (and is told so) rather than
 /// growing memory without limit.
@@ -26,6 +27,14 @@ const NOTICE_BUFFER: usize = 1024;
 
 /// Live segments queued per camera per node; a viewer further behind skips ahead.
 const LIVE_BUFFER: usize = 8;
+
+/// Notices queued per camera for its device stream; a stream further behind re-reads its
+/// configuration (see [`DeviceNotices::next`]).
+const DEVICE_BUFFER: usize = 8;
+
+/// Requests for live view closer together than this are one request to the camera,
+/// however many viewers renew them.
+const LIVE_EVERY: Duration = Duration::from_secs(3);
 
 /// How long one request for live view lasts. Viewers renew it while they watch; a camera
 /// sends segments until it runs out.
@@ -79,6 +88,18 @@ impl Subject {
 
 type LiveSender = broadcast::Sender<Arc<LiveFrame>>;
 
+/// What a camera's device stream is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceNotice {
+    /// Its content key was rotated (or may have been): its configuration is to be re-read.
+    Rotated,
+    /// Someone asked to watch it live.
+    LiveWanted,
+}
+
+type DeviceSender = broadcast::Sender<DeviceNotice>;
+type DeviceSenders = Arc<Mutex<HashMap<CameraId, DeviceSender>>>;
+
 /// Why a node could not set up its NATS fan-out at start.
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError {
@@ -98,9 +119,9 @@ pub struct Fanout {
     /// Tells this node's own publications apart from other nodes' when they come back.
     origin: String,
     events: broadcast::Sender<EventNotice>,
-    rotations: broadcast::Sender<CameraId>,
-    /// Cameras someone asked to watch, for device streams.
-    wants: broadcast::Sender<CameraId>,
+    /// One channel per camera with a device stream open on this node, so a notice wakes
+    /// that camera's stream and no other.
+    devices: DeviceSenders,
     /// When each camera's live view was last asked for, on any node.
     wanted_at: Arc<Mutex<HashMap<CameraId, Instant>>>,
     /// One channel per camera watched on this node, while it has viewers.
@@ -118,13 +139,10 @@ impl Fanout {
     /// Notices reach only streams open on this node.
     pub fn in_process() -> Self {
         let (events, _) = broadcast::channel(NOTICE_BUFFER);
-        let (rotations, _) = broadcast::channel(NOTICE_BUFFER);
-        let (wants, _) = broadcast::channel(NOTICE_BUFFER);
         Self {
             origin: hex::encode(rand::random::<[u8; 16]>()),
             events,
-            rotations,
-            wants,
+            devices: Arc::default(),
             wanted_at: Arc::default(),
             live: Arc::default(),
             nats: None,
@@ -150,11 +168,10 @@ impl Fanout {
             .subscribe(format!("{prefix}.camera.*.config"))
             .await?;
         let mut wants = client.subscribe(format!("{prefix}.camera.*.want")).await?;
-        let (origin, event_tx, rotation_tx, want_tx, wanted_at) = (
+        let (origin, event_tx, devices, wanted_at) = (
             fanout.origin.clone(),
             fanout.events.clone(),
-            fanout.rotations.clone(),
-            fanout.wants.clone(),
+            fanout.devices.clone(),
             fanout.wanted_at.clone(),
         );
         tokio::spawn(async move {
@@ -182,11 +199,11 @@ impl Fanout {
                         });
                     }
                     (Subject::Config, _) => {
-                        let _ = rotation_tx.send(wire.camera_id);
+                        tell_device(&devices, wire.camera_id, DeviceNotice::Rotated);
                     }
                     (Subject::Want, _) => {
                         remember_wanted(&wanted_at, wire.camera_id);
-                        let _ = want_tx.send(wire.camera_id);
+                        tell_device(&devices, wire.camera_id, DeviceNotice::LiveWanted);
                     }
                     (Subject::Events, None) => {}
                 }
@@ -213,7 +230,7 @@ impl Fanout {
 
     /// Announces that `camera`'s content key was rotated.
     pub async fn rotated(&self, camera: CameraId) {
-        let _ = self.rotations.send(camera);
+        tell_device(&self.devices, camera, DeviceNotice::Rotated);
         self.publish(Subject::Config, camera, None).await;
     }
 
@@ -221,7 +238,7 @@ impl Fanout {
     /// [`LIVE_LEASE`]. Viewers call this when they start watching and again while they do.
     pub async fn want_live(&self, camera: CameraId) {
         remember_wanted(&self.wanted_at, camera);
-        let _ = self.wants.send(camera);
+        tell_device(&self.devices, camera, DeviceNotice::LiveWanted);
         self.publish(Subject::Want, camera, None).await;
     }
 
@@ -232,9 +249,19 @@ impl Fanout {
             .is_some_and(|at| at.elapsed() < LIVE_LEASE)
     }
 
-    /// Cameras whose live view someone asked for, for device streams.
-    pub fn subscribe_wants(&self) -> broadcast::Receiver<CameraId> {
-        self.wants.subscribe()
+    /// Notices for `camera`'s device stream, from every node: rotations of its key and
+    /// requests to watch it live.
+    pub fn device_notices(&self, camera: CameraId) -> DeviceNotices {
+        let receiver = lock(&self.devices)
+            .entry(camera)
+            .or_insert_with(|| broadcast::channel(DEVICE_BUFFER).0)
+            .subscribe();
+        DeviceNotices {
+            receiver,
+            camera,
+            devices: self.devices.clone(),
+            live_told: None,
+        }
     }
 
     /// Relays a live segment of `camera` (already checked: signed by its device, for its
@@ -303,11 +330,6 @@ impl Fanout {
         self.events.subscribe()
     }
 
-    /// Rotated cameras from every node, for device streams.
-    pub fn subscribe_rotations(&self) -> broadcast::Receiver<CameraId> {
-        self.rotations.subscribe()
-    }
-
     async fn publish(&self, subject: Subject, camera_id: CameraId, event_id: Option<EventId>) {
         let Some(nats) = &self.nats else { return };
         let wire = Wire {
@@ -362,6 +384,65 @@ async fn relay_live(
     }
 }
 
+/// One device stream's notices. The camera's channel on this node goes with the last
+/// stream of that camera.
+pub struct DeviceNotices {
+    receiver: broadcast::Receiver<DeviceNotice>,
+    camera: CameraId,
+    devices: DeviceSenders,
+    /// When the camera was last told to stream.
+    live_told: Option<Instant>,
+}
+
+impl DeviceNotices {
+    /// The next notice for the camera; `None` once the node is shutting down. A stream
+    /// that fell behind hears `Rotated`, so it re-reads its configuration rather than
+    /// miss a rotation.
+    pub async fn next(&mut self) -> Option<DeviceNotice> {
+        loop {
+            let notice = match self.receiver.recv().await {
+                Ok(notice) => notice,
+                Err(RecvError::Lagged(_)) => DeviceNotice::Rotated,
+                Err(RecvError::Closed) => return None,
+            };
+            if notice == DeviceNotice::LiveWanted {
+                if self.live_told.is_some_and(|at| at.elapsed() < LIVE_EVERY) {
+                    continue;
+                }
+                self.live_told = Some(Instant::now());
+            }
+            return Some(notice);
+        }
+    }
+}
+
+impl Drop for DeviceNotices {
+    fn drop(&mut self) {
+        let mut devices = lock(&self.devices);
+        // This stream's receiver still counts: 1 means it was the camera's last one.
+        if devices
+            .get(&self.camera)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            devices.remove(&self.camera);
+        }
+    }
+}
+
+/// Wakes `camera`'s device stream on this node, if it has one.
+fn tell_device(
+    devices: &Mutex<HashMap<CameraId, DeviceSender>>,
+    camera: CameraId,
+    notice: DeviceNotice,
+) {
+    let mut devices = lock(devices);
+    if let Some(sender) = devices.get(&camera) {
+        if sender.send(notice).is_err() {
+            devices.remove(&camera);
+        }
+    }
+}
+
 fn remember_wanted(wanted_at: &Mutex<HashMap<CameraId, Instant>>, camera: CameraId) {
     let mut wanted = lock(wanted_at);
     if wanted.len() >= MAX_WANTED {
@@ -377,4 +458,57 @@ fn remember_wanted(wanted_at: &Mutex<HashMap<CameraId, Instant>>, camera: Camera
 /// poisoned lock is used as it is.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(notices: &mut DeviceNotices) -> Option<DeviceNotice> {
+        futures_util::FutureExt::now_or_never(notices.next()).flatten()
+    }
+
+    #[tokio::test]
+    async fn a_notice_wakes_its_own_cameras_stream_and_no_other() {
+        let fanout = Fanout::in_process();
+        let (mine, theirs) = (CameraId::new_v7(), CameraId::new_v7());
+        let mut my_stream = fanout.device_notices(mine);
+        let mut their_stream = fanout.device_notices(theirs);
+        fanout.rotated(mine).await;
+        assert_eq!(pending(&mut my_stream), Some(DeviceNotice::Rotated));
+        assert_eq!(pending(&mut their_stream), None);
+    }
+
+    #[tokio::test]
+    async fn requests_for_live_view_are_coalesced_and_a_lagging_stream_re_reads_its_config() {
+        let fanout = Fanout::in_process();
+        let camera = CameraId::new_v7();
+        let mut stream = fanout.device_notices(camera);
+        fanout.want_live(camera).await;
+        fanout.want_live(camera).await;
+        assert_eq!(pending(&mut stream), Some(DeviceNotice::LiveWanted));
+        assert_eq!(
+            pending(&mut stream),
+            None,
+            "a renewal within seconds is the same request"
+        );
+        for _ in 0..DEVICE_BUFFER + 1 {
+            fanout.want_live(camera).await;
+        }
+        assert_eq!(pending(&mut stream), Some(DeviceNotice::Rotated));
+    }
+
+    #[tokio::test]
+    async fn a_cameras_slot_goes_with_its_last_stream() {
+        let fanout = Fanout::in_process();
+        let camera = CameraId::new_v7();
+        let first = fanout.device_notices(camera);
+        let mut second = fanout.device_notices(camera);
+        drop(first);
+        assert!(lock(&fanout.devices).contains_key(&camera));
+        fanout.rotated(camera).await;
+        assert_eq!(pending(&mut second), Some(DeviceNotice::Rotated));
+        drop(second);
+        assert!(lock(&fanout.devices).is_empty());
+    }
 }

@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
@@ -15,19 +14,18 @@ use cc_core::api::{
     ConnectResponse, LiveWanted, PairingPending, PairingRequest, PairingStarted, Problem,
     UploadAck, MAX_CLIP_BYTES, MAX_THUMB_BYTES,
 };
-use cc_core::{CameraId, EventId, PairingId};
+use cc_core::{EventId, PairingId};
 use cc_store::authz::Device;
 use cc_store::cameras::PairingPoll;
 use cc_store::events::Inserted;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admission::{handshake_gate, upload_gate, Admission};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, DeviceAuth};
-use crate::fanout::LIVE_LEASE;
+use crate::fanout::{DeviceNotice, LIVE_LEASE};
 use crate::state::AppState;
 use crate::upload;
 
@@ -154,18 +152,13 @@ async fn stream(
     DeviceAuth(device): DeviceAuth,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let connected = state.store.hold_connection(&device);
-    let notices = DeviceNotices {
-        rotations: state.fanout.subscribe_rotations(),
-        wants: state.fanout.subscribe_wants(),
-        live_told: None,
-    };
+    let notices = state.fanout.device_notices(device.camera());
     let first = config_event(&state, &device).await?;
-    let camera = device.camera();
     let updates = futures_util::stream::unfold(
         (notices, state, device, connected),
         move |(mut notices, state, device, connected)| async move {
             loop {
-                let event = match notices.next(camera).await? {
+                let event = match notices.next().await? {
                     DeviceNotice::Rotated => {
                         // Re-authenticate: the device's epoch changed, and it may have been removed.
                         let Ok(again) = state.store.device_again(&device).await else {
@@ -192,51 +185,6 @@ async fn stream(
     );
     let events = futures_util::stream::once(async move { Ok(first) }).chain(updates);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
-}
-
-/// What a device stream tells its camera about.
-enum DeviceNotice {
-    Rotated,
-    LiveWanted,
-}
-
-/// The notices one device stream listens to, filtered to its camera.
-struct DeviceNotices {
-    rotations: broadcast::Receiver<CameraId>,
-    wants: broadcast::Receiver<CameraId>,
-    /// When the camera was last told to stream; requests are passed on at most every few
-    /// seconds, however many viewers renew them.
-    live_told: Option<Instant>,
-}
-
-impl DeviceNotices {
-    /// Requests for live view closer together than this are one request to the camera.
-    const LIVE_EVERY: Duration = Duration::from_secs(3);
-
-    /// The next notice for `camera`; `None` once the node is shutting down.
-    async fn next(&mut self, camera: CameraId) -> Option<DeviceNotice> {
-        loop {
-            let (received, notice) = tokio::select! {
-                r = self.rotations.recv() => (r, DeviceNotice::Rotated),
-                r = self.wants.recv() => (r, DeviceNotice::LiveWanted),
-            };
-            match received {
-                Ok(about) if about == camera => {}
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return None,
-            }
-            if let DeviceNotice::LiveWanted = notice {
-                if self
-                    .live_told
-                    .is_some_and(|at| at.elapsed() < Self::LIVE_EVERY)
-                {
-                    continue;
-                }
-                self.live_told = Some(Instant::now());
-            }
-            return Some(notice);
-        }
-    }
 }
 
 async fn config_event(state: &AppState, device: &Device) -> Result<Event, ApiError> {
