@@ -5,6 +5,9 @@
 //! uploaded through another, a camera connected to one node hears about a rotation made
 //! on another, and a viewer on one node watches a camera connected to another.
 //!
+//! Streams are indexed by camera on each node (`viewers` for members' event streams,
+//! [`DeviceNotices`] for cameras), so a notice wakes only the streams it concerns.
+//!
 //! A notice on NATS carries only IDs; a live segment is ciphertext the relaying node
 //! cannot open. The node that relays either to a subscriber checks the session and the
 //! membership of that subscriber before anything is sent (the one door), and fetches an
@@ -15,15 +18,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cc_core::api::{EventInfo, LiveFrame};
-use cc_core::{CameraId, EventId};
+use cc_core::{CameraId, EventId, UserId};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
-/// Bounded: a slow stream subscriber loses notices (and is told so) rather than
-/// growing memory without limit.
-const NOTICE_BUFFER: usize = 1024;
+mod viewers;
+
+pub use viewers::EventNotices;
 
 /// Live segments queued per camera per node; a viewer further behind skips ahead.
 const LIVE_BUFFER: usize = 8;
@@ -59,6 +62,9 @@ struct Wire {
     origin: String,
     camera_id: CameraId,
     event_id: Option<EventId>,
+    /// The new member, on `….granted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<UserId>,
 }
 
 /// A live segment on NATS, with the node that published it.
@@ -68,12 +74,14 @@ struct LiveWire {
     frame: LiveFrame,
 }
 
-/// The subjects a node hears on; `Want` asks a camera's node to start its live view.
+/// The subjects a node hears on; `Want` asks a camera's node to start its live view,
+/// `Granted` tells every node that a user became a member of a camera.
 #[derive(Clone, Copy)]
 enum Subject {
     Events,
     Config,
     Want,
+    Granted,
 }
 
 impl Subject {
@@ -82,6 +90,7 @@ impl Subject {
             Subject::Events => "events",
             Subject::Config => "config",
             Subject::Want => "want",
+            Subject::Granted => "granted",
         }
     }
 }
@@ -118,7 +127,8 @@ struct Nats {
 pub struct Fanout {
     /// Tells this node's own publications apart from other nodes' when they come back.
     origin: String,
-    events: broadcast::Sender<EventNotice>,
+    /// Members' event streams on this node, by the cameras they follow.
+    followers: viewers::SharedFollowers,
     /// One channel per camera with a device stream open on this node, so a notice wakes
     /// that camera's stream and no other.
     devices: DeviceSenders,
@@ -138,10 +148,9 @@ impl Default for Fanout {
 impl Fanout {
     /// Notices reach only streams open on this node.
     pub fn in_process() -> Self {
-        let (events, _) = broadcast::channel(NOTICE_BUFFER);
         Self {
             origin: hex::encode(rand::random::<[u8; 16]>()),
-            events,
+            followers: Arc::default(),
             devices: Arc::default(),
             wanted_at: Arc::default(),
             live: Arc::default(),
@@ -150,7 +159,8 @@ impl Fanout {
     }
 
     /// Notices also cross nodes through NATS at `url`, on subjects
-    /// `<prefix>.camera.<camera_id>.events`, `….config` and `….want`, and live segments on
+    /// `<prefix>.camera.<camera_id>.events`, `….config`, `….want` and `….granted`, and
+    /// live segments on
     /// `….live` while this node has viewers of that camera (core publish/subscribe only,
     /// which every NATS server version speaks). A node
     /// starts even while NATS is down and connects when it comes back; until then its
@@ -168,18 +178,24 @@ impl Fanout {
             .subscribe(format!("{prefix}.camera.*.config"))
             .await?;
         let mut wants = client.subscribe(format!("{prefix}.camera.*.want")).await?;
-        let (origin, event_tx, devices, wanted_at) = (
+        let mut granted = client
+            .subscribe(format!("{prefix}.camera.*.granted"))
+            .await?;
+        let (origin, followers, devices, wanted_at) = (
             fanout.origin.clone(),
-            fanout.events.clone(),
+            fanout.followers.clone(),
             fanout.devices.clone(),
             fanout.wanted_at.clone(),
         );
         tokio::spawn(async move {
             loop {
+                // Memberships first: an event right behind a grant then finds its stream.
                 let (message, subject) = tokio::select! {
-                    Some(m) = events.next() => (m, Subject::Events),
+                    biased;
+                    Some(m) = granted.next() => (m, Subject::Granted),
                     Some(m) = config.next() => (m, Subject::Config),
                     Some(m) = wants.next() => (m, Subject::Want),
+                    Some(m) = events.next() => (m, Subject::Events),
                     else => break,
                 };
                 let Ok(wire) = serde_json::from_slice::<Wire>(&message.payload) else {
@@ -192,11 +208,16 @@ impl Fanout {
                 // Nobody listening is fine: notices are a convenience, the list is the truth.
                 match (subject, wire.event_id) {
                     (Subject::Events, Some(event_id)) => {
-                        let _ = event_tx.send(EventNotice {
+                        lock(&followers).deliver(&EventNotice {
                             camera_id: wire.camera_id,
                             event_id,
                             info: None,
                         });
+                    }
+                    (Subject::Granted, _) => {
+                        if let Some(user) = wire.user_id {
+                            lock(&followers).granted(user, wire.camera_id);
+                        }
                     }
                     (Subject::Config, _) => {
                         tell_device(&devices, wire.camera_id, DeviceNotice::Rotated);
@@ -219,19 +240,27 @@ impl Fanout {
     /// Announces an event just stored on this node.
     pub async fn event(&self, info: EventInfo) {
         let (camera_id, event_id) = (info.camera_id, info.event_id);
-        let _ = self.events.send(EventNotice {
+        lock(&self.followers).deliver(&EventNotice {
             camera_id,
             event_id,
             info: Some(info),
         });
-        self.publish(Subject::Events, camera_id, Some(event_id))
+        self.publish(Subject::Events, camera_id, Some(event_id), None)
+            .await;
+    }
+
+    /// Announces that `user` became a member of `camera` (a claim, an accepted invitation
+    /// or transfer), so the user's open event streams on every node follow it.
+    pub async fn granted(&self, user: UserId, camera: CameraId) {
+        lock(&self.followers).granted(user, camera);
+        self.publish(Subject::Granted, camera, None, Some(user))
             .await;
     }
 
     /// Announces that `camera`'s content key was rotated.
     pub async fn rotated(&self, camera: CameraId) {
         tell_device(&self.devices, camera, DeviceNotice::Rotated);
-        self.publish(Subject::Config, camera, None).await;
+        self.publish(Subject::Config, camera, None, None).await;
     }
 
     /// Asks `camera`, wherever it is connected, to send live segments for the next
@@ -239,7 +268,7 @@ impl Fanout {
     pub async fn want_live(&self, camera: CameraId) {
         remember_wanted(&self.wanted_at, camera);
         tell_device(&self.devices, camera, DeviceNotice::LiveWanted);
-        self.publish(Subject::Want, camera, None).await;
+        self.publish(Subject::Want, camera, None, None).await;
     }
 
     /// Whether anyone, on any node, asked for `camera`'s live view within the lease.
@@ -324,18 +353,26 @@ impl Fanout {
         receiver
     }
 
-    /// New events from every node, for a member's stream; the stream checks membership
-    /// before it sends anything.
-    pub fn subscribe_events(&self) -> broadcast::Receiver<EventNotice> {
-        self.events.subscribe()
+    /// New events from every node of the cameras the stream follows, for one stream of
+    /// `user`'s, which checks membership before it sends anything. It follows the cameras
+    /// the user is granted from now on; the caller adds those the user already has.
+    pub fn watch_events(&self, user: UserId) -> EventNotices {
+        viewers::open(&self.followers, user)
     }
 
-    async fn publish(&self, subject: Subject, camera_id: CameraId, event_id: Option<EventId>) {
+    async fn publish(
+        &self,
+        subject: Subject,
+        camera_id: CameraId,
+        event_id: Option<EventId>,
+        user_id: Option<UserId>,
+    ) {
         let Some(nats) = &self.nats else { return };
         let wire = Wire {
             origin: self.origin.clone(),
             camera_id,
             event_id,
+            user_id,
         };
         let Ok(payload) = serde_json::to_vec(&wire) else {
             return;

@@ -69,6 +69,10 @@ async fn complete_claim(
         .store
         .complete_claim(&auth.session, claim, &req)
         .await?;
+    state
+        .fanout
+        .granted(auth.session.user(), camera.camera_id)
+        .await;
     Ok((StatusCode::CREATED, Json(camera)))
 }
 

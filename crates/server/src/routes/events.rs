@@ -13,7 +13,6 @@ use cc_core::{CameraId, EventId};
 use cc_store::authz::{self, View};
 use cc_store::blobs::MediaObject;
 use futures_util::Stream;
-use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -147,21 +146,26 @@ async fn media(
     Ok(response)
 }
 
-/// New events of every camera the caller is a member of, as Server-Sent Events
-/// (`event: event`, data: an EventInfo). Each notice re-checks the session and the
-/// membership before it is sent; a subscriber that falls behind gets `event: lagged`.
+/// New events of every camera the caller is a member of, including cameras they become
+/// a member of while it is open, as Server-Sent Events (`event: event`, data: an
+/// EventInfo). Each notice re-checks the session and the membership before it is sent;
+/// a subscriber that falls behind gets `event: lagged` (data: how many it missed).
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events",
-    responses((status = 200, content_type = "text/event-stream", body = EventInfo), (status = 401, body = Problem)))]
+    responses((status = 200, content_type = "text/event-stream", body = EventInfo), (status = 401, body = Problem), (status = 503, body = Problem)))]
 async fn stream(
     State(state): State<AppState>,
     auth: UserAuth,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let notices = state.fanout.subscribe_events();
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Opened before the cameras are read, so a membership granted in between is followed.
+    let notices = state.fanout.watch_events(auth.session.user());
+    for camera in authz::visible_cameras(&state.store, &auth.session).await? {
+        notices.follow(camera.camera());
+    }
     let events = futures_util::stream::unfold(
         (notices, state, auth),
         |(mut notices, state, auth)| async move {
             loop {
-                let event = match notices.recv().await {
+                let event = match notices.next().await? {
                     Ok(notice) => {
                         let Ok(session) = authz::authenticate(&state.store, &auth.token).await
                         else {
@@ -185,14 +189,11 @@ async fn stream(
                             Err(_) => continue,
                         }
                     }
-                    Err(RecvError::Lagged(missed)) => {
-                        Event::default().event("lagged").data(missed.to_string())
-                    }
-                    Err(RecvError::Closed) => return None,
+                    Err(missed) => Event::default().event("lagged").data(missed.to_string()),
                 };
                 return Some((Ok(event), (notices, state, auth)));
             }
         },
     );
-    Sse::new(events).keep_alive(KeepAlive::default())
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

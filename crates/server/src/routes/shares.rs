@@ -108,6 +108,7 @@ async fn accept_invitation(
     ApiPath(camera): ApiPath<CameraId>,
 ) -> Result<StatusCode, ApiError> {
     state.store.accept_invitation(&auth.session, camera).await?;
+    state.fanout.granted(auth.session.user(), camera).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

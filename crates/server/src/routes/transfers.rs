@@ -79,5 +79,6 @@ async fn accept(
         .await?;
     // The camera learns the new certificate and owner on its stream.
     state.fanout.rotated(camera).await;
+    state.fanout.granted(auth.session.user(), camera).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -74,7 +74,6 @@ async fn a_viewer_on_node_b_hears_about_an_upload_through_node_a() -> TestResult
     let friend = a.signup("fan-friend@example.com", "pw").await?;
     let stranger = a.signup("fan-stranger@example.com", "pw").await?;
     let camera = a.pair(&owner, "Porch").await?;
-    a.share(&owner, &camera, &friend, "viewer").await?;
     let open = |user_token: String| async move {
         b.http
             .get(format!("{}/v1/events/stream", b.url))
@@ -85,6 +84,8 @@ async fn a_viewer_on_node_b_hears_about_an_upload_through_node_a() -> TestResult
     let mut friend_stream = open(friend.token.clone()).await?;
     let mut stranger_stream = open(stranger.token.clone()).await?;
     assert_eq!(friend_stream.status(), StatusCode::OK);
+    // The friend accepts the share through node A while their stream is open on B.
+    a.share(&owner, &camera, &friend, "viewer").await?;
     let upload = event(&camera, b"thumb", b"clip")?;
     assert_eq!(
         a.upload(&camera, &upload).await?.status,

@@ -445,7 +445,6 @@ async fn events_seen_by_stream_subscribers_respect_membership() -> TestResult {
     let a = server.signup("sa@example.com", "pw").await?;
     let b = server.signup("sb@example.com", "pw").await?;
     let a_cam = server.pair(&a, "A").await?;
-    let b_cam = server.pair(&b, "B").await?;
     let mut stream = server
         .http
         .get(format!("{}/v1/events/stream", server.url))
@@ -453,6 +452,8 @@ async fn events_seen_by_stream_subscribers_respect_membership() -> TestResult {
         .send()
         .await?;
     assert_eq!(stream.status(), StatusCode::OK);
+    // A camera B claims while the stream is open is followed too.
+    let b_cam = server.pair(&b, "B").await?;
     let a_event = event(&a_cam, b"t", b"c")?;
     let b_event = event(&b_cam, b"t", b"c")?;
     assert_eq!(
