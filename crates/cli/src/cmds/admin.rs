@@ -86,7 +86,7 @@ struct DataDirArg {
 }
 
 #[derive(clap::Args)]
-struct AuditVerifyArgs {
+pub struct AuditVerifyArgs {
     #[command(flatten)]
     data: DataDirArg,
 }
@@ -157,7 +157,8 @@ async fn open(data: &DataDirArg) -> anyhow::Result<Store> {
     Ok(cc_store::metadata_copy::open_metadata(&url).await?)
 }
 
-async fn audit_verify(args: AuditVerifyArgs) -> anyhow::Result<()> {
+/// Recomputes the access log's hash chain; an error names the first broken entry.
+pub async fn audit_verify(args: AuditVerifyArgs) -> anyhow::Result<()> {
     let report = open(&args.data).await?.verify_access_log().await?;
     match report.first_broken_seq {
         None => {

@@ -1,9 +1,13 @@
 //! `closedcircuit audit`: who read what from a camera, and when, from the server's
-//! access log (owners and admins).
+//! access log (owners and admins); `audit verify` is the operator's check of the log's
+//! hash chain (the same as `admin audit-verify`).
 
 use cc_core::api::{AccessEntry, AccessQuery};
 use cc_core::CameraId;
 
+use anyhow::Context as _;
+
+use super::admin::{audit_verify, AuditVerifyArgs};
 use super::Global;
 use crate::output::{self, say};
 use crate::timespec::parse_since;
@@ -13,17 +17,24 @@ Examples:
   closedcircuit audit --camera 0190c6d2-…
   closedcircuit audit --camera 0190c6d2-… --since 3d
   closedcircuit audit --camera 0190c6d2-… --since 2024-05-01T00:00:00Z --json
+  closedcircuit audit verify --data-dir ./cc-data      (on the server host)
 
 Every read of a thumbnail, clip, grant or live view is logged with the account, the
 session and the IP address it came from.";
 
 /// Options of `closedcircuit audit`.
 #[derive(clap::Args)]
-#[command(after_help = EXAMPLES)]
+#[command(
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<AuditCommand>,
     /// The camera whose access log to show
-    #[arg(long)]
-    camera: CameraId,
+    #[arg(long, required = true)]
+    camera: Option<CameraId>,
     /// Only reads at or after this time: RFC 3339, or a span back like 30m, 2h, 3d
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
@@ -35,8 +46,19 @@ pub struct Args {
     json: bool,
 }
 
-/// Prints a camera's access log.
+#[derive(clap::Subcommand)]
+enum AuditCommand {
+    /// Check the access log's hash chain on the server host; exits non-zero at the first
+    /// entry that was changed, removed or reordered
+    Verify(AuditVerifyArgs),
+}
+
+/// Prints a camera's access log, or verifies the whole log.
 pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
+    if let Some(AuditCommand::Verify(verify)) = args.command {
+        return audit_verify(verify).await;
+    }
+    let camera = args.camera.context("--camera is required")?;
     let since = args
         .since
         .as_deref()
@@ -48,15 +70,12 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
         since,
         limit: Some(args.limit),
     };
-    let entries = session.api.access_log(args.camera, &query).await?;
+    let entries = session.api.access_log(camera, &query).await?;
     if args.json {
         return output::print_json(&entries);
     }
     if entries.is_empty() {
-        say!(
-            "Nobody read anything from camera {} in that time.",
-            args.camera
-        );
+        say!("Nobody read anything from camera {camera} in that time.");
         return Ok(());
     }
     print_entries(&entries);

@@ -180,7 +180,7 @@ fn an_admins_revocation_is_rotated_by_the_owners_next_camera_list() -> TestResul
         &data_dir,
     ])?;
     assert_eq!(report, serde_json::json!([]));
-    alice.ok(&["admin", "audit-verify", "--data-dir", &data_dir])?;
+    alice.ok(&["audit", "verify", "--data-dir", &data_dir])?;
     let db = format!("sqlite://{}", server.data_dir.join("metadata.db").display());
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -195,7 +195,7 @@ fn an_admins_revocation_is_rotated_by_the_owners_next_camera_list() -> TestResul
             conn.close().await?;
             Ok::<_, sqlx::Error>(())
         })?;
-    let broken = alice.run(&["admin", "audit-verify", "--data-dir", &data_dir])?;
+    let broken = alice.run(&["audit", "verify", "--data-dir", &data_dir])?;
     assert!(!broken.status.success());
     assert!(String::from_utf8_lossy(&broken.stderr).contains("BROKEN at entry 1"));
     Ok(())
