@@ -393,7 +393,7 @@ impl Agent {
     }
 
     /// Opens the camera's long-lived device stream (`config` and `live` events).
-    pub async fn device_stream(&self) -> Result<reqwest::Response, ClientError> {
+    pub async fn device_stream(&self) -> Result<crate::api::DeviceStream, ClientError> {
         self.api
             .device_stream()
             .await

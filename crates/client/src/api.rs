@@ -11,14 +11,17 @@ use cc_core::api::{
     PairingResult, PairingStarted, PreloginRequest, PreloginResponse, Problem, RecoveryCodes,
     RenameCameraRequest, RotateRequest, SecuritySettings, SessionInfo, ShareInfo, SignupRequest,
     SignupResponse, StepUpRequest, TotpCode, TotpSetup, TransferOffer, TransferRequest, UploadAck,
-    UserPublic,
+    UserPublic, DEVICE_STREAM_UPGRADE,
 };
 use cc_core::manifest::SignedManifest;
 use cc_core::{CameraId, ClaimId, EventId, PairingId, SessionId, UserId};
-use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, ACCEPT, RETRY_AFTER};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use reqwest::header::{HeaderMap, ACCEPT, CONNECTION, RETRY_AFTER, UPGRADE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
+
+use tokio_util::io::ReaderStream;
 
 use crate::error::ClientError;
 
@@ -30,6 +33,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Uploads and media downloads carry up to tens of MiB.
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bytes of a camera's device stream, from an upgraded connection or a response body.
+pub type DeviceStream = BoxStream<'static, std::io::Result<bytes::Bytes>>;
 
 /// A connection to one server, optionally authenticated with a bearer token (a user
 /// session or a camera's device token).
@@ -462,13 +468,30 @@ impl Api {
             .await
     }
 
-    /// A camera's long-lived stream: `config` and `live` events; the caller reads the body.
-    pub async fn device_stream(&self) -> Result<Response, ClientError> {
-        self.send(
-            self.request(Method::GET, "/v1/device/stream")
-                .header(ACCEPT, "text/event-stream"),
-        )
-        .await
+    /// A camera's long-lived stream of `config` and `live` messages (Server-Sent Events
+    /// text). It offers to upgrade the connection, which spares the server an HTTP/1
+    /// connection's buffers per idle camera, and reads a plain response body from a
+    /// server or proxy that declines.
+    pub async fn device_stream(&self) -> Result<DeviceStream, ClientError> {
+        let response = self
+            .request(Method::GET, "/v1/device/stream")
+            .header(ACCEPT, "text/event-stream")
+            .header(CONNECTION, "upgrade")
+            .header(UPGRADE, DEVICE_STREAM_UPGRADE)
+            .send()
+            .await
+            .map_err(|e| self.network(e))?;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let upgraded = response.upgrade().await.map_err(|e| self.network(e))?;
+            return Ok(ReaderStream::new(upgraded).boxed());
+        }
+        if response.status().is_success() {
+            return Ok(response
+                .bytes_stream()
+                .map_err(std::io::Error::other)
+                .boxed());
+        }
+        Err(problem_from(response).await)
     }
 
     /// Sends one live segment for whoever watches.

@@ -57,8 +57,8 @@ pub async fn run(
     let mut backoff = Backoff::for_cameras();
     let mut streaming: Option<Streaming> = None;
     loop {
-        let response = match agent.device_stream().await {
-            Ok(response) => response,
+        let mut body = match agent.device_stream().await {
+            Ok(body) => body,
             Err(e) if e.is_transient() => {
                 let retry_in = backoff.next_delay(e.retry_after());
                 report(LiveNotice::Disconnected {
@@ -72,7 +72,6 @@ pub async fn run(
         };
         backoff.reset();
         report(LiveNotice::Listening);
-        let mut body = response.bytes_stream();
         let mut parser = SseParser::default();
         let mut next_frame = Instant::now();
         let reason = loop {

@@ -290,6 +290,10 @@ pub const MAX_THUMB_BYTES: u64 = 2 * 1024 * 1024;
 pub const MAX_CLIP_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest page of events.
 pub const MAX_PAGE: u32 = 200;
+/// The `Upgrade` token a camera offers on `GET /v1/device/stream`: granted, the stream's
+/// messages run on the bare connection, so an idle camera costs the server a socket
+/// rather than a whole HTTP/1 connection's buffers.
+pub const DEVICE_STREAM_UPGRADE: &str = "closedcircuit-stream";
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SignupResponse {

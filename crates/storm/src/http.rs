@@ -47,6 +47,40 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
+/// The bytes of a camera's device stream.
+pub type DeviceBytes = futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
+
+/// Opens a camera's device stream as the agent does: offering the connection upgrade,
+/// or reading the response body from a server that declines. `Ok(Err(status))`: the
+/// server refused it.
+pub async fn open_device_stream(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> Result<Result<DeviceBytes, StatusCode>, reqwest::Error> {
+    use futures_util::{StreamExt, TryStreamExt};
+    let response = client
+        .get(format!("{base}/v1/device/stream"))
+        .bearer_auth(token)
+        .header(reqwest::header::CONNECTION, "upgrade")
+        .header(
+            reqwest::header::UPGRADE,
+            cc_core::api::DEVICE_STREAM_UPGRADE,
+        )
+        .send()
+        .await?;
+    Ok(match response.status() {
+        StatusCode::SWITCHING_PROTOCOLS => {
+            Ok(tokio_util::io::ReaderStream::new(response.upgrade().await?).boxed())
+        }
+        status if status.is_success() => Ok(response
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .boxed()),
+        status => Err(status),
+    })
+}
+
 /// A client of one or more nodes behind one name. Each clone made with [`Http::pinned`]
 /// talks to one node and moves to the next when that node stops answering, as a client
 /// behind a load balancer would be moved.

@@ -12,11 +12,12 @@ use cc_core::api::{CameraInfo, LiveAck, LiveFrame};
 use cc_core::envelope::Identity;
 use cc_core::live::{LiveCheck, LiveError, LiveSegment, SignedSegment};
 use cc_core::CameraId;
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 
 use crate::household::{Household, SimCamera};
-use crate::http::Http;
+use crate::http::{open_device_stream, Http};
 use crate::stats::Counters;
 use crate::StormError;
 
@@ -48,18 +49,13 @@ pub async fn camera(
     let mut seq = 0u64;
     let mut attempt = 0u32;
     while !stop.load(Ordering::Relaxed) {
-        let opened = http
-            .client
-            .get(format!("{}/v1/device/stream", http.base()))
-            .bearer_auth(&camera.token)
-            .send()
-            .await;
-        let mut response = match opened {
-            Ok(response) if response.status().is_success() => response,
-            Ok(response) => {
-                if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        let opened = open_device_stream(&http.client, http.base(), &camera.token).await;
+        let mut body = match opened {
+            Ok(Ok(body)) => body,
+            Ok(Err(status)) => {
+                if status == StatusCode::SERVICE_UNAVAILABLE {
                     counters.add_503();
-                } else if response.status().is_server_error() {
+                } else if status.is_server_error() {
                     counters.add_5xx();
                 }
                 tokio::time::sleep(crate::camera::backoff(attempt, None)).await;
@@ -83,8 +79,8 @@ pub async fn camera(
                 None => Instant::now() + POLL,
             };
             tokio::select! {
-                chunk = tokio::time::timeout(POLL, response.chunk()) => match chunk {
-                    Ok(Ok(Some(bytes))) => {
+                chunk = tokio::time::timeout(POLL, body.next()) => match chunk {
+                    Ok(Some(Ok(bytes))) => {
                         text.push_str(&String::from_utf8_lossy(&bytes));
                         if text.contains("event: live") {
                             until = Some(Instant::now() + STREAM_FOR);

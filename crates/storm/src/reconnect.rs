@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::camera;
 use crate::household::Household;
-use crate::http::Http;
+use crate::http::{open_device_stream, Http};
 use crate::stats::{Counters, Latencies};
 use crate::StormError;
 
@@ -269,12 +269,8 @@ pub async fn reconnect(options: ReconnectOptions) -> Result<ReconnectReport, Sto
                 camera::connect(&http, camera, &counters).await?;
                 let connected_at = started.elapsed();
                 counters.connected.fetch_add(1, Ordering::Relaxed);
-                let stream = client
-                    .get(format!("{}/v1/device/stream", http.base()))
-                    .bearer_auth(&camera.token)
-                    .send()
-                    .await?;
-                Ok::<_, StormError>((connected_at, stream))
+                let stream = open_device_stream(&client, http.base(), &camera.token).await?;
+                Ok::<_, StormError>((connected_at, stream.ok()))
             }));
         }
     }
@@ -285,9 +281,7 @@ pub async fn reconnect(options: ReconnectOptions) -> Result<ReconnectReport, Sto
         match task.await {
             Ok(Ok((at, stream))) => {
                 all_in = all_in.max(at);
-                if stream.status().is_success() {
-                    streams.push(stream);
-                }
+                streams.extend(stream);
             }
             Ok(Err(e)) => failures.push(e.to_string()),
             Err(e) => failures.push(e.to_string()),

@@ -1,31 +1,27 @@
 //! `/v1/device/…`: what cameras call. Pairing, connecting, and uploading events, which
 //! are acknowledged only once their blobs and row are durable (DESIGN I5).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cc_core::api::{
-    ConnectResponse, LiveWanted, PairingPending, PairingRequest, PairingStarted, Problem,
-    UploadAck, MAX_CLIP_BYTES, MAX_THUMB_BYTES,
+    ConnectResponse, PairingPending, PairingRequest, PairingStarted, Problem, UploadAck,
+    MAX_CLIP_BYTES, MAX_THUMB_BYTES,
 };
 use cc_core::{EventId, PairingId};
 use cc_store::authz::Device;
 use cc_store::cameras::PairingPoll;
 use cc_store::events::Inserted;
-use futures_util::{Stream, StreamExt};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admission::{handshake_gate, upload_gate, Admission};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, DeviceAuth};
-use crate::fanout::{DeviceNotice, LIVE_LEASE};
 use crate::state::AppState;
 use crate::upload;
 
@@ -41,7 +37,9 @@ pub fn routes(admission: Arc<Admission>) -> OpenApiRouter<AppState> {
         .routes(routes!(upload_event))
         .route_layer(from_fn_with_state(admission, upload_gate))
         .layer(DefaultBodyLimit::max(upload::MAX_UPLOAD_BODY));
-    handshakes.merge(uploads).routes(routes!(stream))
+    handshakes
+        .merge(uploads)
+        .routes(routes!(super::device_stream::stream))
 }
 
 /// A camera presents a claim code (by hash), its device key and a MAC proving it holds
@@ -90,7 +88,10 @@ async fn connect(
 }
 
 /// What a camera must encrypt under now, and the signed chain to the owner who says so.
-async fn device_config(state: &AppState, device: &Device) -> Result<ConnectResponse, ApiError> {
+pub(super) async fn device_config(
+    state: &AppState,
+    device: &Device,
+) -> Result<ConnectResponse, ApiError> {
     Ok(ConnectResponse {
         camera_id: device.camera(),
         epoch: device.epoch(),
@@ -139,60 +140,6 @@ async fn upload_event(
         state.fanout.event(info).await;
     }
     Ok(ack(event, inserted))
-}
-
-/// The camera's long-lived connection: a `config` event now (epoch and owner-signed
-/// certificate) and again whenever the owner rotates the content key, and a `live` event
-/// (a LiveWanted) whenever someone opens or keeps watching its live view. The camera
-/// counts as online for as long as it is open.
-#[utoipa::path(get, path = "/v1/device/stream", tag = "device",
-    responses((status = 200, content_type = "text/event-stream", body = ConnectResponse), (status = 401, body = Problem)))]
-async fn stream(
-    State(state): State<AppState>,
-    DeviceAuth(device): DeviceAuth,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let connected = state.store.hold_connection(&device);
-    let notices = state.fanout.device_notices(device.camera());
-    let first = config_event(&state, &device).await?;
-    let updates = futures_util::stream::unfold(
-        (notices, state, device, connected),
-        move |(mut notices, state, device, connected)| async move {
-            loop {
-                let event = match notices.next().await? {
-                    DeviceNotice::Rotated => {
-                        // Re-authenticate: the device's epoch changed, and it may have been removed.
-                        let Ok(again) = state.store.device_again(&device).await else {
-                            return None;
-                        };
-                        match config_event(&state, &again).await {
-                            Ok(event) => {
-                                return Some((Ok(event), (notices, state, again, connected)))
-                            }
-                            Err(_) => continue,
-                        }
-                    }
-                    DeviceNotice::LiveWanted => {
-                        Event::default().event("live").json_data(LiveWanted {
-                            seconds: LIVE_LEASE.as_secs() as u32,
-                        })
-                    }
-                };
-                if let Ok(event) = event {
-                    return Some((Ok(event), (notices, state, device, connected)));
-                }
-            }
-        },
-    );
-    let events = futures_util::stream::once(async move { Ok(first) }).chain(updates);
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
-}
-
-async fn config_event(state: &AppState, device: &Device) -> Result<Event, ApiError> {
-    let config = device_config(state, device).await?;
-    Event::default()
-        .event("config")
-        .json_data(&config)
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 fn storage_failed(e: std::io::Error) -> ApiError {

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod cameras;
 pub mod device;
+pub mod device_stream;
 pub mod events;
 pub mod live;
 pub mod shares;

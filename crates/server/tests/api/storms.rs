@@ -1,10 +1,12 @@
 //! Overload answers fast and right: handshakes past the budget get 503 with a
 //! randomized Retry-After, uploads saturating their budget do not slow viewers, and a
-//! connected camera hears about a key rotation on its stream.
+//! connected camera hears about a key rotation on its stream, as a plain response or on
+//! an upgraded connection.
 
 use std::time::Duration;
 
-use cc_core::api::ConnectResponse;
+use cc_core::api::{ConnectResponse, DEVICE_STREAM_UPGRADE};
+use reqwest::header::{CONNECTION, UPGRADE};
 use reqwest::{Method, StatusCode};
 
 use crate::common::*;
@@ -105,23 +107,66 @@ fn tokio_stream_from(
 
 #[tokio::test]
 async fn a_connected_camera_hears_about_rotation() -> TestResult {
+    hears_about_rotation(false).await
+}
+
+#[tokio::test]
+async fn a_camera_on_an_upgraded_connection_hears_the_same() -> TestResult {
+    hears_about_rotation(true).await
+}
+
+/// A camera's device stream, as a plain SSE response or on the upgraded connection.
+async fn device_stream(
+    server: &TestServer,
+    token: &str,
+    upgrade: bool,
+) -> TestResult<futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+    use futures_util::{StreamExt, TryStreamExt};
+    let mut request = server
+        .http
+        .get(format!("{}/v1/device/stream", server.url))
+        .bearer_auth(token);
+    if upgrade {
+        request = request
+            .header(CONNECTION, "upgrade")
+            .header(UPGRADE, DEVICE_STREAM_UPGRADE);
+    }
+    let response = request.send().await?;
+    if !upgrade {
+        assert_eq!(response.status(), StatusCode::OK);
+        return Ok(response
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .boxed());
+    }
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let upgraded = response.upgrade().await?;
+    Ok(tokio_util::io::ReaderStream::new(upgraded).boxed())
+}
+
+async fn hears_about_rotation(upgrade: bool) -> TestResult {
+    use futures_util::StreamExt;
     let server = start().await?;
     let owner = server.signup("storm3@example.com", "pw").await?;
     let camera = server.pair(&owner, "cam").await?;
-    let mut stream = server
+    // The door comes first: a user's token opens no device stream, upgraded or not.
+    let refused = server
         .http
         .get(format!("{}/v1/device/stream", server.url))
-        .bearer_auth(&camera.token)
+        .bearer_auth(&owner.token)
+        .header(CONNECTION, "upgrade")
+        .header(UPGRADE, DEVICE_STREAM_UPGRADE)
         .send()
         .await?;
-    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let mut stream = device_stream(&server, &camera.token, upgrade).await?;
     let mut seen = Vec::new();
     let mut buffer = String::new();
     let mut rotated = false;
     while seen.len() < 2 {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
-            .await??
-            .ok_or("stream ended")?;
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await?
+            .ok_or("stream ended")??;
         buffer.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buffer.find("\n\n") {
             let message: String = buffer.drain(..end + 2).collect();
