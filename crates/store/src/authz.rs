@@ -270,7 +270,7 @@ pub async fn authenticate_device(store: &Store, token: &str) -> Result<Device> {
     }
     let row = sqlx::query("SELECT id, device_key, epoch FROM cameras WHERE device_token_hash = $1")
         .bind(token_hash(token))
-        .fetch_optional(&store.pool)
+        .fetch_optional(&store.devices)
         .await?
         .ok_or(StoreError::Unauthenticated)?;
     Ok(Device {
@@ -288,7 +288,7 @@ impl Store {
             "SELECT device_key, epoch FROM cameras WHERE id = $1 AND device_token_hash IS NOT NULL",
         )
         .bind(device.camera.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.devices)
         .await?
         .ok_or(StoreError::Unauthenticated)?;
         Ok(Device {

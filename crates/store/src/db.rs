@@ -39,6 +39,9 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    /// Cameras' reads on connect (token, epoch, certificate) have a pool of their own,
+    /// so a reconnect storm queues behind its own connections, never viewers'.
+    pub(crate) devices: AnyPool,
     pub(crate) blobs: Blobs,
     pub(crate) members: Arc<MembershipCache>,
     pub(crate) commit: GroupCommit,
@@ -126,8 +129,33 @@ impl Store {
             Backend::Sqlite | Backend::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
+        let pool = Self::connect_pool(&options, backend, 8).await?;
+        let devices = Self::connect_pool(&options, backend, 2).await?;
+        let store = Self {
+            commit: GroupCommit::start(pool.clone()),
+            presence: Arc::default(),
+            pool,
+            devices,
+            blobs,
+            members: Arc::new(match tuning.shared {
+                Some(tier) => MembershipCache::shared(tuning.cache_capacity, tuning.faults, tier),
+                None => MembershipCache::new(tuning.cache_capacity, tuning.faults),
+            }),
+            backend,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A pool of at most `size` connections, each set up for durability (SQLite: WAL,
+    /// FULL sync, foreign keys, a busy timeout).
+    async fn connect_pool(
+        options: &AnyConnectOptions,
+        backend: Backend,
+        size: u32,
+    ) -> Result<AnyPool> {
+        Ok(AnyPoolOptions::new()
+            .max_connections(size)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
@@ -142,21 +170,8 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await?;
-        let store = Self {
-            commit: GroupCommit::start(pool.clone()),
-            presence: Arc::default(),
-            pool,
-            blobs,
-            members: Arc::new(match tuning.shared {
-                Some(tier) => MembershipCache::shared(tuning.cache_capacity, tuning.faults, tier),
-                None => MembershipCache::new(tuning.cache_capacity, tuning.faults),
-            }),
-            backend,
-        };
-        store.migrate().await?;
-        Ok(store)
+            .connect_with(options.clone())
+            .await?)
     }
 
     /// Applies missing migrations in one transaction. On PostgreSQL the transaction first

@@ -340,7 +340,7 @@ impl Store {
         let row =
             sqlx::query("SELECT certificate_body, certificate_sig FROM cameras WHERE id = $1")
                 .bind(device.camera().to_string())
-                .fetch_one(&self.pool)
+                .fetch_one(&self.devices)
                 .await?;
         Ok(SignedCertificate::from_parts(
             row.try_get("certificate_body")?,

@@ -322,6 +322,6 @@ impl Store {
 
     /// The ownership chain a camera follows from the owner it pinned at pairing.
     pub async fn ownership_chain(&self, device: &Device) -> Result<Vec<SignedTransfer>> {
-        chain(&self.pool, device.camera()).await
+        chain(&self.devices, device.camera()).await
     }
 }

@@ -219,32 +219,17 @@ pub async fn reconnect(options: ReconnectOptions) -> Result<ReconnectReport, Sto
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     );
-    let mut viewers = Vec::new();
-    for n in 0..options.viewers.max(1) {
-        let household = households[n % households.len()].clone();
-        let (http, idle, storm) = (http.pinned(n), idle.clone(), storm.clone());
-        let (storming, stop) = (storming.clone(), stop.clone());
-        viewers.push(tokio::spawn(async move {
-            let token = household.login(&http).await?;
-            let camera = household.cameras.first().map(|c| c.camera_id);
-            let path = camera.map_or("/v1/cameras".to_owned(), |c| {
-                format!("/v1/cameras/{c}/events")
-            });
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                http.send::<()>(Method::GET, &path, Some(&token), None)
-                    .await?;
-                let phase = if storming.load(Ordering::Relaxed) {
-                    &storm
-                } else {
-                    &idle
-                };
-                phase.record(started.elapsed());
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Ok::<_, StormError>(())
-        }));
-    }
+    let viewers = spawn_viewers(
+        nodes.clone(),
+        households.clone(),
+        options.viewers.max(1),
+        Phases {
+            idle: idle.clone(),
+            storm: storm.clone(),
+            storming: storming.clone(),
+            stop: stop.clone(),
+        },
+    );
     let idle_until = Instant::now() + Duration::from_secs(30);
     while idle.count() < options.viewers.max(1) * 40 && Instant::now() < idle_until {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -291,9 +276,10 @@ pub async fn reconnect(options: ReconnectOptions) -> Result<ReconnectReport, Sto
     tokio::time::sleep(SETTLE).await;
     let rss_after = own.as_ref().and_then(ServerProcess::rss_kib);
     stop.store(true, Ordering::Relaxed);
-    for viewer in viewers {
-        viewer.await.map_err(io)??;
-    }
+    tokio::task::spawn_blocking(move || viewers.join())
+        .await
+        .map_err(io)?
+        .map_err(|_| io("the viewers' thread panicked"))??;
     if let Some(first) = failures.first() {
         return Err(io(format!(
             "{} cameras failed, first: {first}",
@@ -333,6 +319,64 @@ pub async fn reconnect(options: ReconnectOptions) -> Result<ReconnectReport, Sto
 
 /// Households of up to [`CAMERAS_PER_HOUSEHOLD`] cameras, `cameras` in all, set up 16
 /// households at a time, with progress on stderr.
+/// Where the viewers record their latencies, and when.
+struct Phases {
+    idle: Arc<Latencies>,
+    storm: Arc<Latencies>,
+    storming: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Viewers that time their requests until `stop`, on a runtime and connections of their
+/// own: they stand for people's phones, which do not wait in this process's task queue
+/// behind thousands of simulated cameras. They still share the machine's cores.
+fn spawn_viewers(
+    nodes: Vec<String>,
+    households: Vec<Arc<Household>>,
+    count: usize,
+    phases: Phases,
+) -> std::thread::JoinHandle<Result<(), StormError>> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(io)?;
+        runtime.block_on(async move {
+            let http = Http::with_nodes(&nodes)?;
+            let phases = Arc::new(phases);
+            let mut viewers = Vec::new();
+            for n in 0..count {
+                let household = households[n % households.len()].clone();
+                let (http, phases) = (http.pinned(n), phases.clone());
+                viewers.push(tokio::spawn(async move {
+                    let token = household.login(&http).await?;
+                    let camera = household.cameras.first().map(|c| c.camera_id);
+                    let path = camera.map_or("/v1/cameras".to_owned(), |c| {
+                        format!("/v1/cameras/{c}/events")
+                    });
+                    while !phases.stop.load(Ordering::Relaxed) {
+                        let started = Instant::now();
+                        http.send::<()>(Method::GET, &path, Some(&token), None)
+                            .await?;
+                        let phase = if phases.storming.load(Ordering::Relaxed) {
+                            &phases.storm
+                        } else {
+                            &phases.idle
+                        };
+                        phase.record(started.elapsed());
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Ok::<_, StormError>(())
+                }));
+            }
+            for viewer in viewers {
+                viewer.await.map_err(io)??;
+            }
+            Ok(())
+        })
+    })
+}
+
 async fn set_up(http: &Http, run: &str, cameras: usize) -> Result<Vec<Arc<Household>>, StormError> {
     let counts: Vec<usize> = (0..cameras.max(1))
         .step_by(CAMERAS_PER_HOUSEHOLD)
