@@ -432,8 +432,8 @@ pub struct DeviceNotices {
 }
 
 impl DeviceNotices {
-    /// The next notice for the camera; `None` once the node is shutting down. A stream
-    /// that fell behind hears `Rotated`, so it re-reads its configuration rather than
+    /// The next notice for the camera; `None` only if its channel is gone (the node's
+    /// fan-out was dropped). A stream that fell behind hears `Rotated`, so it re-reads its configuration rather than
     /// miss a rotation.
     pub async fn next(&mut self) -> Option<DeviceNotice> {
         loop {

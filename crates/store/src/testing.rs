@@ -138,6 +138,7 @@ impl Drop for TempS3 {
 /// `PUT /bucket`, which moto answers without credentials.
 fn create_bucket(port: u16, bucket: &str) -> std::io::Result<bool> {
     let mut socket = TcpStream::connect(("127.0.0.1", port))?;
+    socket.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         socket,
         "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

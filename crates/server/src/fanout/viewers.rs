@@ -129,7 +129,7 @@ impl EventNotices {
     }
 
     /// The next notice, or `Err(n)`: `n` notices were dropped because this stream fell
-    /// behind. `None` once the node is shutting down.
+    /// behind. `None` only if the stream was taken out of the node's index.
     pub async fn next(&mut self) -> Option<Result<EventNotice, u64>> {
         let missed = self.missed.swap(0, Ordering::Relaxed);
         if missed > 0 {
